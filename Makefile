@@ -1,0 +1,43 @@
+# Every target that needs the venv or system tools bootstraps first, so each works alone on a
+# fresh Debian machine (as root). LAB names the lab (namespace prefix), default "ihb".
+VENV   := .venv
+PY     := $(VENV)/bin/python
+LABCTL := $(VENV)/bin/labctl
+LAB    ?= ihb
+PYTEST := $(PY) -m pytest
+
+.PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+lab-up: bootstrap
+	$(LABCTL) up --name $(LAB)
+
+lab-down: bootstrap
+	$(LABCTL) down --name $(LAB)
+
+status: bootstrap
+	$(LABCTL) status --name $(LAB)
+
+# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
+test: bootstrap
+	@$(PYTEST) -q tests/unit tests/lab; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+test-unit: bootstrap
+	$(PYTEST) -q tests/unit
+
+test-lab: bootstrap
+	$(PYTEST) -q -m lab tests/lab
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+
+# make capture DEVICE=DeviceA IF=GE0/1/2 [FILE=a.pcap]   (FILE=- streams to stdout)
+DEVICE ?= DeviceA
+IF     ?= GE0/1/2
+FILE   ?= $(LAB)-$(DEVICE)-$(subst /,-,$(IF)).pcap
+capture: bootstrap
+	$(LABCTL) capture --name $(LAB) $(DEVICE) $(IF) -w $(FILE)

@@ -1,0 +1,1 @@
+"""Per-device daemon: one process per network namespace, configured with VRP text."""

@@ -1,0 +1,1 @@
+"""Control socket: command dispatch and display renderers (text and JSON)."""

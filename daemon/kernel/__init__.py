@@ -1,0 +1,1 @@
+"""The only code in the daemon that touches Linux: netlink, packet sockets, mroute, nftables."""

@@ -1,0 +1,1 @@
+"""The lab: topology files, namespace builder, routes, supervision, traffic tools, labctl."""

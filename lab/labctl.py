@@ -1,0 +1,287 @@
+"""labctl: build, inspect and break the lab.
+
+  labctl up [--topology PATH] [--name LAB]      build the lab and start the daemons
+  labctl down [--name LAB]                      remove everything the lab created
+  labctl status [--json]                        nodes, daemons and links
+  labctl cli DEVICE [-c CMD ...] [--json]       a device's CLI (interactive without -c)
+  labctl link down|up DEVICE IFNAME             pull or restore a cable at one end
+  labctl exec DEVICE -- CMD ...                 run a command in the node's namespace
+  labctl capture DEVICE IFNAME [-w FILE|-]      tcpdump on the mapped interface
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from daemon.cli.protocol import ControlError, request
+from lab import netns
+from lab.supervisor import DEFAULT_NAME, Lab, LabError
+from lab.topology import DEFAULT_TOPOLOGY, Topology, TopologyError, load_topology
+
+
+def _progress(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("this command builds or enters network namespaces: run it as root")
+
+
+def _lab_topology(lab: Lab) -> Topology:
+    return load_topology(lab.state().topology)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _need_root()
+    topo = load_topology(args.topology)
+    lab = Lab(args.name)
+    _progress(f"lab {lab.name}: building {topo.name} from {topo.path}")
+    try:
+        lab.up(topo, _progress)
+    except BaseException:
+        print(f"lab {lab.name}: bring-up failed; the half-built lab is left for inspection, "
+              f"remove it with: labctl down --name {lab.name}", file=sys.stderr)
+        raise
+    print()
+    print(render_status(status(lab, topo)))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    _need_root()
+    t0 = time.monotonic()
+    Lab(args.name).down(_progress)
+    _progress(f"done in {time.monotonic() - t0:.2f} s")
+    return 0
+
+
+def status(lab: Lab, topo: Topology) -> dict:
+    st = lab.state()
+    procs = {p.node: p for p in st.procs}
+    nodes = []
+    for node in topo.nodes.values():
+        rec = procs.get(node.name)
+        daemon = "-"
+        if rec is not None:
+            if not rec.alive():
+                daemon = "dead"
+            else:
+                try:
+                    request(rec.control or "", "display version", timeout=1.0)
+                    daemon = "running"
+                except ControlError:
+                    daemon = "not answering"
+        nodes.append({"node": node.name, "kind": node.kind, "namespace": lab.ns(node.name),
+                      "pid": rec.pid if rec else None, "daemon": daemon,
+                      "log": rec.log if rec else None})
+    states = {}
+    for node in topo.nodes:
+        try:
+            states[node] = netns.link_states(lab.ns(node))
+        except Exception:  # a namespace removed behind our back shows as missing
+            states[node] = {}
+    links = []
+    for a, b in topo.links:
+        ends = []
+        for e in (a, b):
+            ls = states[e.node].get(e.linux)
+            oper = "missing" if ls is None else (
+                "up" if ls["admin_up"] and ls["carrier"] else
+                ("down" if ls["admin_up"] else "admin-down"))
+            ends.append({"node": e.node, "ifname": e.ifname, "linux": e.linux, "oper": oper})
+        links.append(ends)
+    return {"lab": lab.name, "topology": str(topo.path), "uptime_s": round(time.time() - st.created, 1),
+            "nodes": nodes, "links": links}
+
+
+def render_status(s: dict) -> str:
+    lines = [f"lab {s['lab']} ({s['topology']}), up {s['uptime_s']:.0f} s", "",
+             f"{'NODE':10}{'KIND':6}{'NAMESPACE':20}{'PID':>8}  DAEMON"]
+    for n in s["nodes"]:
+        lines.append(f"{n['node']:10}{n['kind']:6}{n['namespace']:20}"
+                     f"{n['pid'] if n['pid'] else '-':>8}  {n['daemon']}")
+    lines += ["", f"{'LINK END':34}{'LINUX':11}{'STATE':11}{'LINK END':34}{'LINUX':11}STATE"]
+    for a, b in s["links"]:
+        lines.append(f"{a['node'] + ':' + a['ifname']:34}{a['linux']:11}{a['oper']:11}"
+                     f"{b['node'] + ':' + b['ifname']:34}{b['linux']:11}{b['oper']}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    lab = Lab(args.name)
+    s = status(lab, _lab_topology(lab))
+    print(json.dumps(s, indent=1) if args.json else render_status(s))
+    return 0 if all(n["daemon"] in ("-", "running") for n in s["nodes"]) else 1
+
+
+def _control(lab: Lab, device: str) -> str:
+    for p in lab.state().procs:
+        if p.node == device and p.control:
+            return p.control
+    raise LabError(f"{device}: no daemon in lab {lab.name} "
+                   f"(devices: {', '.join(p.node for p in lab.state().procs)})")
+
+
+def _show(output: object, as_json: bool) -> None:
+    print(json.dumps(output, indent=1) if as_json or not isinstance(output, str) else output)
+
+
+def cmd_cli(args: argparse.Namespace) -> int:
+    lab = Lab(args.name)
+    path = _control(lab, args.device)
+    if args.command:
+        rc = 0
+        for cmd in args.command:
+            try:
+                _show(request(path, cmd, args.json), args.json)
+            except ControlError as exc:
+                print(exc, file=sys.stderr)
+                rc = 1
+        return rc
+    return _interactive(args.device, path, args.json)
+
+
+def _interactive(device: str, path: str, as_json: bool) -> int:
+    import readline
+
+    history = Path.home() / ".ihb_lab_history"
+    try:
+        readline.read_history_file(history)
+    except OSError:
+        pass
+    print(f"{device}: type 'help' for commands, 'quit' to leave")
+    try:
+        while True:
+            try:
+                line = input(f"<{device}>").strip()
+            except EOFError:
+                print()
+                break
+            if not line:
+                continue
+            if line in ("quit", "exit", "q"):
+                break
+            try:
+                _show(request(path, line, as_json), as_json)
+            except ControlError as exc:
+                print(exc)
+    except KeyboardInterrupt:
+        print()
+    finally:
+        try:
+            readline.write_history_file(history)
+        except OSError:
+            pass
+    return 0
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    _need_root()
+    lab = Lab(args.name)
+    end = _lab_topology(lab).endpoint(args.device, args.ifname)
+    netns.set_link(lab.ns(end.node), end.linux, args.state == "up")
+    print(f"{end} ({lab.ns(end.node)}/{end.linux}) set {args.state}")
+    return 0
+
+
+def _node_ns(lab: Lab, device: str) -> str:
+    topo = _lab_topology(lab)
+    if device not in topo.nodes:
+        raise LabError(f"no node {device!r} in lab {lab.name} (nodes: {', '.join(topo.nodes)})")
+    return lab.ns(device)
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    _need_root()
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise LabError("exec: give a command after --")
+    ns = _node_ns(Lab(args.name), args.device)
+    os.execvp("ip", netns.exec_argv(ns, argv))
+    return 127  # not reached
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    _need_root()
+    lab = Lab(args.name)
+    topo = _lab_topology(lab)
+    ns = _node_ns(lab, args.device)
+    node = topo.nodes[args.device]
+    linux = args.ifname
+    if node.kind == "vrp":
+        from daemon.config.ifnames import to_linux
+
+        try:
+            linux = to_linux(args.ifname) or args.ifname
+        except ValueError as exc:
+            raise LabError(str(exc)) from exc
+    cmd = ["tcpdump", "-i", linux, "-n"]
+    cmd += ["-U", "-w", args.write] if args.write else ["-l", "-v"]
+    cmd += args.filter
+    print(f"capturing on {args.device}:{args.ifname} ({ns}/{linux})", file=sys.stderr)
+    os.execvp("ip", netns.exec_argv(ns, cmd))
+    return 127
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="labctl", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", default=os.environ.get("LAB_NAME", DEFAULT_NAME),
+                    help=f"lab name, the namespace prefix (default {DEFAULT_NAME}, or $LAB_NAME)")
+    # --name is accepted before or after the subcommand (`labctl up --name t1`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def _sub(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    p = _sub("up", help="build the lab and start the daemons")
+    p.add_argument("--topology", default=str(DEFAULT_TOPOLOGY))
+    p.set_defaults(func=cmd_up)
+    _sub("down", help="remove the lab").set_defaults(func=cmd_down)
+    p = _sub("status", help="nodes, daemons and links")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = _sub("cli", help="a device's command line")
+    p.add_argument("device")
+    p.add_argument("-c", dest="command", action="append", help="run this command and exit")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_cli)
+    p = _sub("link", help="pull (down) or restore (up) one end of a link")
+    p.add_argument("state", choices=["down", "up"])
+    p.add_argument("device")
+    p.add_argument("ifname", help="VRP name, full or short (GigabitEthernet0/1/2, GE0/1/2)")
+    p.set_defaults(func=cmd_link)
+    p = _sub("exec", help="run a command in a node's namespace")
+    p.add_argument("device")
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_exec)
+    p = _sub("capture", help="tcpdump on a device interface")
+    p.add_argument("device")
+    p.add_argument("ifname")
+    p.add_argument("-w", dest="write", help="pcap file, or - for stdout (pipe into wireshark)")
+    p.add_argument("filter", nargs="*", help="tcpdump filter expression")
+    p.set_defaults(func=cmd_capture)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (LabError, TopologyError, LookupError) as exc:
+        print(f"labctl: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

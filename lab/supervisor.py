@@ -1,0 +1,262 @@
+"""Lab life cycle: build namespaces and veths, start one daemon per VRP node, tear it all down.
+
+Everything the lab creates is written to its state file *before* it is created, so `down`
+after a crash or a half-built `up` removes exactly what exists and nothing else: processes
+are signalled by recorded pid only after their start time matches the record (a recycled
+pid is never touched), namespaces by recorded name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from daemon.cli.protocol import ControlError, request
+from lab import netns
+from lab.routes import compute_routes
+from lab.topology import Topology
+
+STATE_ROOT = Path(os.environ.get("IHB_STATE_ROOT", "/run/ihb-lab"))
+DEFAULT_NAME = "ihb"
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 3.0
+FIRST_INDEX = 100
+
+Progress = Callable[[str], None]
+
+
+class LabError(Exception):
+    """Bring-up or tear-down failed; the message says where and what to do."""
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, or None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class ProcRecord:
+    """A process the lab started; `start` identifies it beyond the pid."""
+
+    node: str
+    pid: int
+    start: int
+    argv: list[str]
+    log: str
+    control: str | None = None
+
+    def alive(self) -> bool:
+        return proc_start_ticks(self.pid) == self.start
+
+
+@dataclass
+class LabState:
+    name: str
+    topology: str
+    created: float = field(default_factory=time.time)
+    namespaces: list[str] = field(default_factory=list)
+    procs: list[ProcRecord] = field(default_factory=list)
+
+    @staticmethod
+    def load(path: Path) -> LabState:
+        data = json.loads(path.read_text())
+        procs = [ProcRecord(**p) for p in data.pop("procs", [])]
+        return LabState(**data, procs=procs)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(path)
+
+
+class Lab:
+    """One named lab: its namespaces are `<name>-<node>`, its state `STATE_ROOT/<name>/`."""
+
+    def __init__(self, name: str = DEFAULT_NAME) -> None:
+        if not name or len(name) > 12 or not name.replace("-", "").isalnum():
+            raise LabError(f"lab name {name!r}: use 1-12 letters, digits or '-'")
+        self.name = name
+        self.dir = STATE_ROOT / name
+        self.state_file = self.dir / "state.json"
+
+    def ns(self, node: str) -> str:
+        return f"{self.name}-{node}"
+
+    def control_path(self, node: str) -> str:
+        return str(self.dir / f"{node}.sock")
+
+    def log_path(self, node: str) -> str:
+        return str(self.dir / "logs" / f"{node}.log")
+
+    def exists(self) -> bool:
+        return self.dir.exists()
+
+    def state(self) -> LabState:
+        try:
+            return LabState.load(self.state_file)
+        except FileNotFoundError as exc:
+            raise LabError(f"lab {self.name!r} is not up (no {self.state_file})") from exc
+        except (ValueError, TypeError) as exc:
+            raise LabError(f"{self.state_file}: unreadable state ({exc})") from exc
+
+    # ----- up ---------------------------------------------------------------------------
+
+    def up(self, topo: Topology, progress: Progress = _quiet) -> LabState:
+        if self.exists():
+            progress(f"lab {self.name}: cleaning a leftover lab of the same name")
+            self.down(progress)
+        t0 = time.monotonic()
+        (self.dir / "logs").mkdir(parents=True)
+        st = LabState(self.name, str(topo.path))
+        st.save(self.state_file)
+
+        progress(f"namespaces: creating {len(topo.nodes)}")
+        for node in topo.nodes.values():
+            ns = self.ns(node.name)
+            if netns.exists(ns):
+                raise LabError(f"namespace {ns} exists but does not belong to lab "
+                               f"{self.name}; remove it yourself (ip netns del {ns})")
+            st.namespaces.append(ns)
+            st.save(self.state_file)
+            netns.create(ns)
+            netns.set_sysctls(ns, router=node.kind == "vrp")
+            netns.loopback_up(ns)
+
+        progress(f"links: creating {len(topo.links)} veth pairs")
+        for i, (a, b) in enumerate(topo.links):
+            netns.create_veth(self.ns(a.node), a.linux, self.ns(b.node), b.linux,
+                              FIRST_INDEX + i)
+
+        for node in topo.nodes.values():
+            if node.kind == "host":
+                netns.configure_host(self.ns(node.name), node.host_interfaces, node.gateways)
+
+        routes = compute_routes(topo)
+        vrp = [n for n in topo.nodes.values() if n.kind == "vrp"]
+        progress(f"daemons: starting {len(vrp)} ({', '.join(n.name for n in vrp)})")
+        for node in vrp:
+            routes_file = self.dir / f"{node.name}.routes.json"
+            routes_file.write_text(json.dumps(
+                [{"dst": str(r.dst), "via": str(r.via), "dev": r.dev, "metric": r.metric}
+                 for r in routes[node.name]], indent=1))
+            argv = [sys.executable, "-m", "daemon", "--config", str(node.config_path),
+                    "--control", self.control_path(node.name), "--routes", str(routes_file),
+                    "--log", self.log_path(node.name)]
+            st.procs.append(self._spawn(node.name, argv, self.control_path(node.name)))
+            st.save(self.state_file)
+
+        self._wait_ready(st, progress)
+        progress(f"lab {self.name}: ready in {time.monotonic() - t0:.2f} s")
+        return st
+
+    def _spawn(self, node: str, argv: list[str], control: str | None) -> ProcRecord:
+        log = self.log_path(node)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(netns.exec_argv(self.ns(node), argv), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=out, start_new_session=True)
+        start = None
+        for _ in range(100):  # `ip netns exec` execs in place: same pid, new image
+            start = proc_start_ticks(proc.pid)
+            if start is not None:
+                break
+            time.sleep(0.001)
+        if start is None:
+            raise LabError(f"{node}: daemon exited at once; log:\n{tail(log)}")
+        return ProcRecord(node, proc.pid, start, argv, log, control)
+
+    def _wait_ready(self, st: LabState, progress: Progress) -> None:
+        pending = {p.node: p for p in st.procs if p.control}
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while pending:
+            for node, rec in list(pending.items()):
+                if not rec.alive():
+                    raise LabError(f"{node}: daemon exited during start-up "
+                                   f"(log {rec.log}):\n{tail(rec.log)}")
+                with contextlib.suppress(ControlError):
+                    request(rec.control or "", "display version", timeout=1.0)
+                    del pending[node]
+                    progress(f"  {node} answers (pid {rec.pid})")
+            if pending and time.monotonic() > deadline:
+                node, rec = next(iter(pending.items()))
+                raise LabError(f"{node}: no answer on {rec.control} after {READY_TIMEOUT_S:.0f} s"
+                               f" (log {rec.log}):\n{tail(rec.log)}")
+            if pending:
+                time.sleep(0.02)
+
+    # ----- down -------------------------------------------------------------------------
+
+    def down(self, progress: Progress = _quiet) -> None:
+        """Stop recorded processes, delete recorded namespaces and the state directory."""
+        if not self.exists():
+            progress(f"lab {self.name}: nothing to remove")
+            return
+        try:
+            st = LabState.load(self.state_file)
+        except (OSError, ValueError, TypeError):
+            st = LabState(self.name, "")
+        stop_processes(st.procs, progress)
+        for ns in st.namespaces:
+            if netns.exists(ns):
+                netns.remove(ns)
+        progress(f"lab {self.name}: removed {len(st.namespaces)} namespaces, "
+                 f"{len(st.procs)} processes")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_processes(procs: list[ProcRecord], progress: Progress = _quiet,
+                   timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, wait, then SIGKILL what is left: by recorded pid and start time only."""
+    live = [p for p in procs if p.alive()]
+    for p in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while live and time.monotonic() < deadline:
+        _reap(live)
+        live = [p for p in live if p.alive()]
+        if live:
+            time.sleep(0.01)
+    for p in live:
+        progress(f"  {p.node}: pid {p.pid} ignored SIGTERM for {timeout:.0f} s, killing")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGKILL)
+    while any(p.alive() for p in live):
+        _reap(live)
+        time.sleep(0.005)
+    _reap(procs)
+
+
+def _reap(procs: list[ProcRecord]) -> None:
+    """Collect the recorded processes if they are our exited children (tests run labs
+    in-process); a zombie would otherwise look alive to nobody but the kernel."""
+    for p in procs:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(p.pid, os.WNOHANG)
+
+
+def tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError as exc:
+        return f"(no log: {exc})"

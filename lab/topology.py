@@ -1,0 +1,139 @@
+"""Topology files (YAML, in the spirit of containerlab): nodes and links between endpoints.
+
+A link endpoint is `Node:Interface`; for VRP nodes the interface is any VRP form
+(`DeviceA:GigabitEthernet0/1/2`, `DeviceA:GE0/1/2`), for hosts a Linux name (`Source:eth0`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+
+import yaml
+
+from daemon.config import ConfigError, DeviceConfig, load
+from daemon.config.ifnames import canonical, to_linux
+
+DEFAULT_TOPOLOGY = Path(__file__).parent / "topologies" / "igmp-hot-backup" / "topology.yaml"
+KINDS = ("vrp", "host")
+
+
+class TopologyError(Exception):
+    """A topology file that cannot be built; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    node: str
+    ifname: str  # VRP canonical name on a VRP node, Linux name on a host
+    linux: str
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.ifname}"
+
+
+@dataclass
+class Node:
+    name: str
+    kind: str
+    config_path: Path | None = None
+    config: DeviceConfig | None = None
+    host_interfaces: dict[str, list[IPv4Interface]] = field(default_factory=dict)
+    gateways: list[IPv4Address] = field(default_factory=list)
+
+
+@dataclass
+class Topology:
+    name: str
+    path: Path
+    nodes: dict[str, Node]
+    links: list[tuple[Endpoint, Endpoint]]
+
+    def endpoint(self, node: str, ifname: str) -> Endpoint:
+        """Find a link end by node and any interface name form (`GE0/1/2`, `eth0`)."""
+        if node not in self.nodes:
+            raise TopologyError(f"no node {node!r} (nodes: {', '.join(self.nodes)})")
+        want = _ifname(self.nodes[node], ifname, f"{node}:{ifname}")
+        for a, b in self.links:
+            for end in (a, b):
+                if end.node == node and end.ifname == want:
+                    return end
+        raise TopologyError(f"{node}:{ifname} is not a link endpoint in {self.path.name}")
+
+
+def _ifname(node: Node, name: str, where: str) -> str:
+    if node.kind == "host":
+        return name
+    try:
+        return canonical(name)
+    except ValueError as exc:
+        raise TopologyError(f"{where}: {exc}") from exc
+
+
+def _linux(node: Node, ifname: str, where: str) -> str:
+    if node.kind == "host":
+        linux = ifname
+    else:
+        linux = to_linux(ifname) or ""
+        if not linux or linux == "lo":
+            raise TopologyError(f"{where}: {ifname} cannot be a link endpoint")
+    if not 0 < len(linux) <= 15 or "/" in linux or " " in linux:
+        raise TopologyError(f"{where}: {linux!r} is not a valid Linux interface name")
+    return linux
+
+
+def load_topology(path: str | Path = DEFAULT_TOPOLOGY) -> Topology:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise TopologyError(f"{path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+        raise TopologyError(f"{path}: expected a mapping with 'nodes' and 'links'")
+    nodes: dict[str, Node] = {}
+    for name, spec in data["nodes"].items():
+        nodes[str(name)] = _node(path, str(name), spec)
+    links: list[tuple[Endpoint, Endpoint]] = []
+    used: set[tuple[str, str]] = set()
+    for i, pair in enumerate(data.get("links") or [], 1):
+        where = f"{path.name}: link {i}"
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise TopologyError(f"{where}: expected [Node:Interface, Node:Interface]")
+        ends = []
+        for text in pair:
+            node_name, sep, ifname = str(text).partition(":")
+            if not sep or node_name not in nodes:
+                raise TopologyError(f"{where}: bad endpoint {text!r} (unknown node or no ':')")
+            node = nodes[node_name]
+            canon = _ifname(node, ifname, where)
+            if (node_name, canon) in used:
+                raise TopologyError(f"{where}: {node_name}:{canon} is used by two links")
+            used.add((node_name, canon))
+            ends.append(Endpoint(node_name, canon, _linux(node, canon, where)))
+        links.append((ends[0], ends[1]))
+    return Topology(str(data.get("name") or path.parent.name), path, nodes, links)
+
+
+def _node(path: Path, name: str, spec: object) -> Node:
+    where = f"{path.name}: node {name}"
+    if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
+        raise TopologyError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
+    if len(name) > 20 or not name.replace("-", "").isalnum():
+        raise TopologyError(f"{where}: node names are letters, digits and '-' (<= 20)")
+    if spec["kind"] == "vrp":
+        if not spec.get("config"):
+            raise TopologyError(f"{where}: a vrp node needs 'config'")
+        cfg_path = (path.parent / str(spec["config"])).resolve()
+        try:
+            cfg = load(cfg_path)
+        except ConfigError as exc:
+            raise TopologyError(f"{where}: {exc}") from exc
+        return Node(name, "vrp", cfg_path, cfg)
+    try:
+        ifs = {str(k): [IPv4Interface(a) for a in (v or [])]
+               for k, v in (spec.get("interfaces") or {}).items()}
+        gws = [IPv4Address(g) for g in spec.get("gateways") or []]
+    except ValueError as exc:
+        raise TopologyError(f"{where}: {exc}") from exc
+    return Node(name, "host", host_interfaces=ifs, gateways=gws)
