@@ -199,9 +199,9 @@ def _node_ns(lab: Lab, device: str) -> str:
 
 def cmd_exec(args: argparse.Namespace) -> int:
     _need_root()
-    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    argv = args.argv
     if not argv:
-        raise LabError("exec: give a command after --")
+        raise LabError("exec: give the command after --, e.g. labctl exec DeviceA -- ip route")
     ns = _node_ns(Lab(args.name), args.device)
     os.execvp("ip", netns.exec_argv(ns, argv))
     return 127  # not reached
@@ -261,7 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_link)
     p = _sub("exec", help="run a command in a node's namespace")
     p.add_argument("device")
-    p.add_argument("argv", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_exec)
     p = _sub("capture", help="tcpdump on a device interface")
     p.add_argument("device")
@@ -273,7 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # everything after the first "--" is a command for `exec`, never labctl options
+    command = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
     args = build_parser().parse_args(argv)
+    args.argv = command
     try:
         return args.func(args)
     except (LabError, TopologyError, LookupError) as exc:
