@@ -35,6 +35,7 @@ async def _main(device: Device, control: str, log: Log) -> None:
             async def stop_on_signal() -> None:
                 async for signum in signals:
                     log.info("stopping", signal=signal.Signals(signum).name)
+                    await device.stop()
                     nursery.cancel_scope.cancel()
                     return
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -150,15 +150,15 @@ class LinkWatcher:
     def close(self) -> None:
         self.sock.close()
 
-    async def run(self, on_event: Callable[[str, LinkState | None], None],
-                  on_overflow: Callable[[], None]) -> None:
+    async def run(self, on_event: Callable[[str, LinkState | None], Awaitable[None]],
+                  on_overflow: Callable[[], Awaitable[None]]) -> None:
         """Loop forever; on ENOBUFS (events lost) call `on_overflow` so the caller re-dumps."""
         while True:
             try:
                 data = await self.sock.recv(1 << 20)
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
-                    on_overflow()
+                    await on_overflow()
                     continue
                 raise
             for msg in self.marshal.parse(data):
@@ -167,9 +167,9 @@ class LinkWatcher:
                 if st is None:
                     continue
                 if kind == RTM_DELLINK:
-                    on_event(st.ifname, None)
+                    await on_event(st.ifname, None)
                 elif kind == RTM_NEWLINK:
-                    on_event(st.ifname, st)
+                    await on_event(st.ifname, st)
 
 
 __all__ = ["LinkState", "LinkWatcher", "Netlink", "NetlinkError", "Route"]
