@@ -19,6 +19,7 @@ from daemon.config import DeviceConfig, render
 from daemon.config.model import Interface, InterfaceKind
 from daemon.kernel.lag import Lag
 from daemon.kernel.links import LinkState, LinkWatcher, Netlink, NetlinkError, Route
+from daemon.kernel.nft import Nft
 from daemon.kernel.packet import PacketPort
 from daemon.kernel.vlan import VlanBridge
 from daemon.lacp import (
@@ -64,7 +65,7 @@ class EthTrunk:
         self.members = device.cfg.eth_trunk_members(self.number)
         self.linux = {m.name: m.linux_name or "" for m in self.members}
         self.log = device.log.child("lacp")
-        self.lag = Lag(device.nl.ipr, itf.linux_name or "", list(self.linux.values()))
+        self.lag = Lag(device.nl.ipr, device.nft, itf.linux_name or "", list(self.linux.values()))
         self.machine: LacpTrunk | None = None
         self.service: LacpService | None = None
         self.sockets: dict[str, PacketPort] = {}
@@ -110,17 +111,18 @@ class EthTrunk:
         self.lag.create()
         if self.itf.trunk_mode == "lacp-static":
             self.machine = LacpTrunk(self._trunk_config())
-            self.sockets = {vrp: PacketPort(linux) for vrp, linux in self.linux.items()}
-            self.service = LacpService(self.machine, dict(self.sockets), self._on_output,
-                                       self.log)
         self.log.info("trunk built", trunk=self.itf.name, mode=self.itf.trunk_mode or "manual",
                       members=",".join(self.linux))
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        if self.service is None:
+        """Open the members' packet sockets (after they are up: a socket bound to a down port
+        starts with ENETDOWN) and run LACP on them."""
+        if self.machine is None:
             self._manual_update()
             task_status.started()
             return
+        self.sockets = {vrp: PacketPort(linux) for vrp, linux in self.linux.items()}
+        self.service = LacpService(self.machine, dict(self.sockets), self._on_output, self.log)
         await self.service.run(task_status=task_status)
 
     async def member_link(self, vrp: str, up: bool) -> None:
@@ -176,6 +178,7 @@ class Device:
         self.log = log
         self.routes = routes
         self.nl = Netlink()
+        self.nft = Nft()
         self.links: dict[str, LinkState] = {}
         self.started = time.time()
         self.trunks: dict[str, EthTrunk] = {}
@@ -380,6 +383,7 @@ class Device:
             self._cleanup()
             watcher.close()
             self.nl.close()
+            self.nft.close()
 
     async def stop(self) -> None:
         """A clean stop's goodbyes, sent while the protocol tasks still run, so the peers

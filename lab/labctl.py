@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -96,7 +97,8 @@ def status(lab: Lab, topo: Topology) -> dict:
                 ("down" if ls["admin_up"] else "admin-down"))
             ends.append({"node": e.node, "ifname": e.ifname, "linux": e.linux, "oper": oper})
         links.append(ends)
-    return {"lab": lab.name, "topology": str(topo.path), "uptime_s": round(time.time() - st.created, 1),
+    return {"lab": lab.name, "topology": str(topo.path),
+            "uptime_s": round(time.time() - st.created, 1),
             "nodes": nodes, "links": links}
 
 
@@ -151,10 +153,8 @@ def _interactive(device: str, path: str, as_json: bool) -> int:
     import readline
 
     history = Path.home() / ".ihb_lab_history"
-    try:
+    with contextlib.suppress(OSError):
         readline.read_history_file(history)
-    except OSError:
-        pass
     print(f"{device}: type 'help' for commands, 'quit' to leave")
     try:
         while True:
@@ -174,10 +174,8 @@ def _interactive(device: str, path: str, as_json: bool) -> int:
     except KeyboardInterrupt:
         print()
     finally:
-        try:
+        with contextlib.suppress(OSError):
             readline.write_history_file(history)
-        except OSError:
-            pass
     return 0
 
 

@@ -17,8 +17,11 @@ from . import ifnames
 from .ifnames import InterfaceKind
 
 __all__ = [
+    "CIPHER_MARK",
     "DEFAULT_ETRUNK_PORT",
     "DEFAULT_LACP_PRIORITY",
+    "MAX_CLEAR_KEY",
+    "RBP_FIRST_INDEX",
     "BfdSession",
     "DeviceConfig",
     "ETrunk",

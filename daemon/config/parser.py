@@ -464,13 +464,13 @@ class _Parser:
             except _Usage:
                 usage = f"undo {' '.join(cmd.words)}" if undo else cmd.usage
                 raise ValueError(f"wrong arguments, expected '{usage}'") from None
-            except _NotOurs:
+            except _NotOurs:  # e.g. "interface Tunnel1": kept as unknown in this view
                 innermost = view
                 break
             if opened is not None:
                 stack.append(_Frame(indent, opened))
             return
-        else:
+        else:  # no view takes it: ours but misplaced (an error), or not ours (kept)
             if foreign is not None and innermost.kind in _TABLES:
                 raise ValueError(
                     f"'{' '.join(foreign[0].words)}' is not valid in view '{innermost.label}'"

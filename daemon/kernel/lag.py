@@ -7,18 +7,20 @@
 An nftables bridge table per trunk gives LAG semantics: no member-to-member forwarding, nothing
 accepted from a member that is not collecting, and each frame toward the members leaves by
 exactly one distributing member, picked by a jhash over the flow with one fixed seed (every
-rule must share it, or frames are duplicated or lost). The table is replaced atomically with
-`nft -f` whenever the collecting/distributing sets change. The logical interface has carrier
-only while the trunk is up: the daemon sets the inner veth end up or down.
+rule must share it, or frames are duplicated or lost). The table is replaced atomically, in
+one nftables transaction, whenever the collecting/distributing sets change. The logical
+interface has carrier only while the trunk is up: the daemon sets the inner veth end up or
+down.
 """
 
 from __future__ import annotations
 
 import contextlib
-import subprocess
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+from daemon.kernel.nft import Nft
 
 HASH_SEED = 0x1A6F00D5
 
@@ -51,8 +53,8 @@ def render_ruleset(logical: str, members: list[str], collecting: set[str],
     for i, m in enumerate(distributing):
         if n == 1:
             break
-        rules.append(f'meta protocol ip oifname "{m}" jhash ip saddr . ip daddr '
-                     f"mod {n} seed {HASH_SEED:#x} != {i} drop")
+        rules.append(f'meta protocol ip oifname "{m}" jhash ip saddr . ip daddr . th sport '
+                     f". th dport mod {n} seed {HASH_SEED:#x} != {i} drop")
         rules.append(f'meta protocol != ip oifname "{m}" jhash ether saddr . ether daddr '
                      f"mod {n} seed {HASH_SEED:#x} != {i} drop")
     body = "\n".join(f"    {r}" for r in rules)
@@ -66,17 +68,12 @@ def render_ruleset(logical: str, members: list[str], collecting: set[str],
             f"}}\n")
 
 
-def _nft(script: str) -> None:
-    res = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise OSError(f"nft -f failed: {res.stderr.strip()}")
-
-
 class Lag:
     """One Eth-Trunk's kernel objects in the current namespace."""
 
-    def __init__(self, ipr: IPRoute, logical: str, members: list[str]) -> None:
+    def __init__(self, ipr: IPRoute, nft: Nft, logical: str, members: list[str]) -> None:
         self.ipr = ipr
+        self.nft = nft
         self.logical = logical
         self.inner, self.bridge = lag_names(logical)
         self.members = members
@@ -95,7 +92,7 @@ class Lag:
                  br_mcast_snooping=0, br_forward_delay=0, br_ageing_time=0)
         br = self._index(self.bridge)
         # the ruleset must be in place before any member is enslaved
-        _nft(render_ruleset(self.logical, self.members, set(), []))
+        self.nft.run(render_ruleset(self.logical, self.members, set(), []))
         for port in [self.inner, *self.members]:
             idx = self._index(port)
             if idx is None:
@@ -107,7 +104,7 @@ class Lag:
 
     def set_forwarding(self, collecting: set[str], distributing: list[str], up: bool) -> None:
         """Apply the LACP outcome: the table first, then the logical carrier."""
-        _nft(render_ruleset(self.logical, self.members, collecting, distributing))
+        self.nft.run(render_ruleset(self.logical, self.members, collecting, distributing))
         if up != self.up:
             self.ipr.link("set", index=self._index(self.inner), state="up" if up else "down")
             self.up = up
@@ -126,5 +123,5 @@ class Lag:
                     self.ipr.link("del", index=idx)
         table = nft_table_name(self.logical)
         with contextlib.suppress(OSError):
-            _nft(f"table bridge {table}\ndelete table bridge {table}\n")
+            self.nft.run(f"table bridge {table}\ndelete table bridge {table}\n")
         self.up = False

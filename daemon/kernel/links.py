@@ -122,7 +122,8 @@ class Netlink:
         have = self.addresses(ifname)
         for addr in have:
             if addr not in wanted and addr not in keep:
-                self.ipr.addr("del", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen)
+                self.ipr.addr("del", index=idx, address=str(addr.ip),
+                              prefixlen=addr.network.prefixlen)
         for addr in wanted:
             if addr not in have:
                 self.ipr.addr("add", index=idx, address=str(addr.ip),

@@ -3,7 +3,6 @@ and a tear-down that leaves nothing behind."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 from daemon.cli.protocol import request
 from lab.labctl import main as labctl
-from lab.supervisor import Lab
+from lab.supervisor import Lab, proc_start_ticks
 from lab.topology import load_topology
 from tests.lab.conftest import in_ns, netns_names, ping, unique
 
@@ -94,8 +93,7 @@ def test_cli_errors_and_current_configuration(make_lab) -> None:
 
 def _lab_leftovers(name: str, pids: list[int]) -> list[str]:
     left = [ns for ns in netns_names() if ns.startswith(name + "-")]
-    left += [f"pid {p}" for p in pids if os.path.exists(f"/proc/{p}")
-             and open(f"/proc/{p}/stat").read().split(")")[1].split()[0] != "Z"]
+    left += [f"pid {p}" for p in pids if proc_start_ticks(p) is not None]
     if Lab(name).dir.exists():
         left.append(str(Lab(name).dir))
     return left
@@ -106,8 +104,7 @@ def test_down_leaves_nothing_and_up_down_are_idempotent(make_lab) -> None:
     pids = [p.pid for p in lab.state().procs]
     assert len(pids) == 4
     lab.up(load_topology(lab.state().topology))  # up over a running lab of the same name
-    assert not any(os.path.exists(f"/proc/{p}/stat") and
-                   open(f"/proc/{p}/stat").read().split(")")[1].split()[0] != "Z" for p in pids)
+    assert not any(proc_start_ticks(p) is not None for p in pids)  # the old daemons are gone
     pids = [p.pid for p in lab.state().procs]
     t0 = time.monotonic()
     lab.down()
