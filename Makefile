@@ -6,7 +6,7 @@ LABCTL := $(VENV)/bin/labctl
 LAB    ?= ihb
 PYTEST := $(PY) -m pytest
 
-.PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status
+.PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status bench-lacp
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -41,3 +41,8 @@ IF     ?= GE0/1/2
 FILE   ?= $(LAB)-$(DEVICE)-$(subst /,-,$(IF)).pcap
 capture: bootstrap
 	$(LABCTL) capture --name $(LAB) $(DEVICE) $(IF) -w $(FILE)
+
+# Eth-Trunk switchover timing from the daemons' logs (root): ROUNDS=10 by default
+ROUNDS ?= 10
+bench-lacp: bootstrap
+	$(PY) scripts/bench_lacp.py --rounds $(ROUNDS)

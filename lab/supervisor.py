@@ -93,8 +93,8 @@ class Lab:
     """One named lab: its namespaces are `<name>-<node>`, its state `STATE_ROOT/<name>/`."""
 
     def __init__(self, name: str = DEFAULT_NAME) -> None:
-        if not name or len(name) > 12 or not name.replace("-", "").isalnum():
-            raise LabError(f"lab name {name!r}: use 1-12 letters, digits or '-'")
+        if not name or len(name) > 24 or not name.replace("-", "").isalnum():
+            raise LabError(f"lab name {name!r}: use 1-24 letters, digits or '-'")
         self.name = name
         self.dir = STATE_ROOT / name
         self.state_file = self.dir / "state.json"

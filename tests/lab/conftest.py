@@ -74,3 +74,29 @@ def ping(lab: Lab, node: str, dst: str, src: str | None = None, count: int = 3,
         else:
             ok = 0
     return False
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str, step: float = 0.02):
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def display(lab: Lab, node: str, cmd: str):
+    from daemon.cli.protocol import request
+
+    return request(lab.control_path(node), cmd, as_json=True)
+
+
+def member(lab: Lab, node: str, port: str, trunk: int = 1) -> dict:
+    """One member row of `display eth-trunk N` (JSON)."""
+    trunk_json = display(lab, node, f"display eth-trunk {trunk}")[0]
+    return next(m for m in trunk_json["members"] if m["name"] == port)
