@@ -55,6 +55,7 @@ class Flags(IntFlag):
 
 
 _KNOWN_FLAGS = int(Flags.BFD | Flags.REVERT)
+NO_FLAGS = Flags(0)
 
 
 class MemberRole(StrEnum):
@@ -117,7 +118,7 @@ class Hello:
     state: ETrunkState
     members: tuple[Member, ...] = ()
     msg_type: MessageType = MessageType.HELLO
-    flags: Flags = Flags(0)
+    flags: Flags = NO_FLAGS
 
     def __post_init__(self) -> None:
         # Validate at construction so encode() can never fail half way through a message.

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from daemon.etrunk.codec import (
+    NO_FLAGS,
     ETrunkState,
     Flags,
     Hello,
@@ -560,10 +561,10 @@ class ETrunkMachine:
     def _lose_peer(self, cause: Cause, now: float) -> None:
         """The peer is gone (timeout, BFD, goodbye): we are MASTER. The last accepted sequence
         number is kept, so recorded hellos cannot bring a dead peer back."""
-        if self._peer is None and self._state is not ETrunkState.INIT:
-            return
-        if self._peer is None and cause is not Cause.PEER_GOODBYE:
-            return  # INIT: nothing to lose yet (BFD down before the first hello)
+        if self._peer is None and not (
+            self._state is ETrunkState.INIT and cause is Cause.PEER_GOODBYE
+        ):
+            return  # nothing to lose (a goodbye in INIT still ends the wait for the peer)
         self._peer = None
         self._peer_members = {}
         self._timers.stop(TimerName.PEER)
@@ -603,21 +604,18 @@ class ETrunkMachine:
         )
         tid = m.cfg.trunk_id
         if cause is MemberCause.REVERT_DELAY:
-            if not m.holding and not m.revert_done:
+            if not m.holding:  # the hold starts
                 m.holding = True
-                if not self.config.revert_enabled:
-                    pass  # held until something else moves it: never reverts by itself
-                elif self.config.revert_delay_s > 0:
+                if self.config.revert_enabled and self.config.revert_delay_s > 0:
                     self._timers.start(TimerName.REVERT, now + self.config.revert_delay_s, tid)
-                else:
+                elif self.config.revert_enabled:
                     m.revert_done = True
+                # revert disabled: held until something else moves the member, never by time
             if m.revert_done:
                 role, cause = MemberRole.BACKUP, MemberCause.ETRUNK_BACKUP
         if cause is not MemberCause.REVERT_DELAY:
-            m.holding = False
+            m.holding = m.revert_done = False
             self._timers.stop(TimerName.REVERT, tid)
-        if role is MemberRole.BACKUP or cause is not MemberCause.REVERT_DELAY:
-            m.revert_done = m.revert_done and role is MemberRole.BACKUP and False
         changed = (role, cause) != (m.role, m.cause)
         m.role, m.cause = role, cause
         return changed
@@ -652,7 +650,7 @@ class ETrunkMachine:
         if self._next_seq >= SEQUENCE_LIMIT:
             raise RuntimeError("E-Trunk sequence number space exhausted")
         c = self.config
-        flags = Flags(0)
+        flags = NO_FLAGS
         if c.track_bfd:
             flags |= Flags.BFD
         if c.revert_enabled:
