@@ -155,10 +155,8 @@ class BfdService:
             else:
                 self._sessions[name][0].count_drop(exc.reason)
             return
-        if pkt.your_disc:
-            name = self._by_disc.get(pkt.your_disc)
-        else:
-            name = self._by_peer.get(source)
+        by_disc = pkt.your_disc != 0
+        name = self._by_disc.get(pkt.your_disc) if by_disc else self._by_peer.get(source)
         if name is None:
             self._drops["no-session"] += 1
             return

@@ -49,3 +49,57 @@ class UdpEndpoint:
 
     def close(self) -> None:
         self.sock.close()
+
+
+BFD_SINGLE_HOP_PORT = 3784
+BFD_MULTIHOP_PORT = 4784
+BFD_SOURCE_PORT_BASE = 49152
+
+
+class BfdSockets:
+    """The sockets of a device's BFD sessions (RFC 5881/5883), as one datagram transport.
+
+    One receive socket per local address (multihop, port 4784) or per interface (single hop,
+    port 3784, received TTL reported); one send socket per session, bound to its source
+    address and a fixed source port in 49152-65535 for the session's lifetime.
+    """
+
+    def __init__(self) -> None:
+        self._send: dict[str, tuple[UdpEndpoint, int]] = {}
+        self._recv: list[UdpEndpoint] = []
+        self._rx_keys: set[tuple[str, int, str | None]] = set()
+        self._chan_send, self._chan_recv = trio.open_memory_channel[
+            tuple[bytes, str, int | None]](1024)
+
+    def add_session(self, local_disc: int, peer: str, source: str,
+                    device: str | None = None) -> None:
+        port = BFD_SINGLE_HOP_PORT if device else BFD_MULTIHOP_PORT
+        sport = BFD_SOURCE_PORT_BASE + local_disc % 16384
+        self._send[peer] = (UdpEndpoint(source, sport, device=device), port)
+        key = ("0.0.0.0" if device else source, port, device)
+        if key not in self._rx_keys:
+            self._rx_keys.add(key)
+            self._recv.append(UdpEndpoint(key[0], port, recv_ttl=True, device=device))
+
+    async def run(self) -> None:
+        """Pump every receive socket into one stream (start in a nursery)."""
+        async with trio.open_nursery() as nursery:
+            for ep in self._recv:
+                nursery.start_soon(self._pump, ep)
+
+    async def _pump(self, ep: UdpEndpoint) -> None:
+        while True:
+            await self._chan_send.send(await ep.recv_from())
+
+    async def send(self, data: bytes, peer: str) -> None:
+        ep, port = self._send[peer]
+        await ep.send_to(data, peer, port)
+
+    async def recv(self) -> tuple[bytes, str, int | None]:
+        return await self._chan_recv.receive()
+
+    def close(self) -> None:
+        for ep, _ in self._send.values():
+            ep.close()
+        for ep in self._recv:
+            ep.close()

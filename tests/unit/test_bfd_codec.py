@@ -49,9 +49,7 @@ ADMIN_DOWN_FINAL = ControlPacket(
     desired_min_tx_us=1_000_000,
     required_min_rx_us=10_000,
 )
-GOLDEN_ADMIN_DOWN_FINAL = bytes.fromhex(
-    "27 10 03 18 00001fff 00002000 000f4240 00002710 00000000"
-)
+GOLDEN_ADMIN_DOWN_FINAL = bytes.fromhex("27 10 03 18 00001fff 00002000 000f4240 00002710 00000000")
 
 
 def raw(
