@@ -7,20 +7,44 @@ other; their events meet here.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
+from dataclasses import dataclass
 from ipaddress import IPv4Interface
 
 import trio
 
+from daemon.bfd import BfdSession, BfdState, SessionConfig
+from daemon.bfd import StateChanged as BfdStateChanged
+from daemon.bfd.display import (
+    render_session_all,
+    render_session_verbose,
+    session_json,
+    sessions_json,
+)
+from daemon.bfd.service import BfdService
 from daemon.cli import server
 from daemon.cli.commands import CommandError, CommandTable
 from daemon.cli.ifdisplay import IfRow, render_interface_brief, render_ip_interface_brief
 from daemon.config import DeviceConfig, render
+from daemon.config.model import ETrunk as ETrunkCfg
 from daemon.config.model import Interface, InterfaceKind
+from daemon.etrunk import (
+    ETrunkConfig,
+    ETrunkMachine,
+    MemberConfig,
+    MemberRoleChanged,
+    sequence_origin,
+)
+from daemon.etrunk import Output as ETrunkOutput
+from daemon.etrunk import StateChanged as ETrunkStateChanged
+from daemon.etrunk.display import etrunk_json, render_etrunk
+from daemon.etrunk.service import ETrunkService
 from daemon.kernel.lag import Lag
 from daemon.kernel.links import LinkState, LinkWatcher, Netlink, NetlinkError, Route
 from daemon.kernel.nft import Nft
 from daemon.kernel.packet import PacketPort
+from daemon.kernel.udp import BfdSockets, UdpEndpoint
 from daemon.kernel.vlan import VlanBridge
 from daemon.lacp import (
     DistributingChanged,
@@ -48,11 +72,45 @@ SPEED_CODE = {InterfaceKind.GE: 0x31, InterfaceKind.XGE: 0x32}
 ETRUNK_PORT_OFFSET = 0x8000
 
 
-def device_mac(sysname: str) -> bytes:
-    """A stable per-device MAC (Huawei OUI + a hash of the name) for the LACP system ID of
-    trunks outside an E-Trunk: veth MACs change with every lab, the device's identity must not.
-    """
-    return bytes.fromhex("00e0fc") + hashlib.sha256(sysname.encode()).digest()[:3]
+def device_mac(cfg: DeviceConfig) -> bytes:
+    """The device's own MAC identity: Huawei's OUI + the low three bytes of Loopback0 (or a
+    hash of the name without one). It is the E-Trunk System-ID and the LACP system ID of
+    trunks outside an E-Trunk: veth MACs change with every lab, a device's identity must not,
+    and 1.1.1.1 -> 00e0-fc01-0101 reads back to the device at a glance."""
+    lo = cfg.loopback_address()
+    tail = lo.packed[1:] if lo is not None else hashlib.sha256(cfg.sysname.encode()).digest()[:3]
+    return bytes.fromhex("00e0fc") + tail
+
+
+def _derived_discriminator(name: str) -> int:
+    """A stable non-zero local discriminator for a session configured without one."""
+    return 1 + int.from_bytes(hashlib.sha256(name.encode()).digest()[:2], "big") % 16383
+
+
+_BFD_STATE_NAMES = {BfdState.ADMIN_DOWN: "AdminDown", BfdState.DOWN: "Down",
+                    BfdState.INIT: "Init", BfdState.UP: "Up"}
+
+
+class _PeerUdp:
+    """The E-Trunk transport: one UDP socket on the source address, talking to the peer."""
+
+    def __init__(self, endpoint: UdpEndpoint, peer: str, port: int) -> None:
+        self.endpoint, self.peer, self.port = endpoint, peer, port
+
+    async def send(self, data: bytes) -> None:
+        await self.endpoint.send_to(data, self.peer, self.port)
+
+    async def recv(self) -> tuple[bytes, str]:
+        data, src, _ttl = await self.endpoint.recv_from()
+        return data, src
+
+
+@dataclass
+class ETrunk:
+    cfg: ETrunkCfg
+    machine: ETrunkMachine
+    service: ETrunkService
+    endpoint: UdpEndpoint
 
 
 class EthTrunk:
@@ -75,10 +133,10 @@ class EthTrunk:
         etrunk = cfg.etrunks.get(self.itf.etrunk) if self.itf.etrunk is not None else None
         if etrunk is not None:
             # Both E-Trunk devices present one LACP system to the switch side.
-            system = cfg.lacp_etrunk_system_id_bytes or device_mac(cfg.sysname)
+            system = cfg.lacp_etrunk_system_id_bytes or device_mac(cfg)
             priority = cfg.lacp_etrunk_priority_effective
         else:
-            system, priority = device_mac(cfg.sysname), cfg.lacp_priority_effective
+            system, priority = device_mac(cfg), cfg.lacp_priority_effective
         # Port numbers must differ across the two E-Trunk devices; the side with the higher
         # E-Trunk source address adds 0x8000 (a rule that does not move with roles).
         offset = 0
@@ -91,7 +149,7 @@ class EthTrunk:
             ports.append(PortConfig(
                 name=m.name, port_number=offset + i,
                 key=(self.number << 8) | SPEED_CODE.get(m.kind, 0x30),
-                mac=link.mac if link else device_mac(m.name),
+                mac=link.mac if link else device_mac(cfg),
                 port_priority=32768 if m.lacp_port_priority is None else m.lacp_port_priority))
         return TrunkConfig(
             trunk_id=self.number, system_priority=priority, system=system, ports=tuple(ports),
@@ -125,15 +183,25 @@ class EthTrunk:
         self.service = LacpService(self.machine, dict(self.sockets), self._on_output, self.log)
         await self.service.run(task_status=task_status)
 
-    async def member_link(self, vrp: str, up: bool) -> None:
+    def member_link(self, vrp: str, up: bool) -> None:
         if self.service is not None:
-            await self.service.port_enabled(vrp, up)
-        else:
+            self.service.port_enabled(vrp, up)
+        elif self.machine is None:
             self._manual_update()
 
-    async def set_role(self, role: Role) -> None:
+    def set_role(self, role: Role) -> None:
+        """The E-Trunk's verdict for this trunk; before LACP runs it just presets the role
+        (no member is enabled yet, so there is nothing to send)."""
         if self.service is not None:
-            await self.service.set_role(role)
+            self.service.set_role(role)
+        elif self.machine is not None:
+            self.machine.set_role(role, trio.current_time())
+
+    def phy_up(self) -> bool:
+        """E-Trunk's LocalPhyState: some member has carrier (whatever LACP made of it), so a
+        backup member that is healthy but not aggregated still counts as up."""
+        return any((st := self.device.links.get(linux)) is not None and st.oper_up
+                   for linux in self.linux.values())
 
     def _manual_update(self) -> None:
         """Manual load balancing: every member with carrier distributes."""
@@ -149,6 +217,7 @@ class EthTrunk:
                 self.lag.set_forwarding(coll, dist, out.up)
             except OSError as exc:
                 self.log.error("data plane update failed", trunk=self.itf.name, error=str(exc))
+            self.device.trunk_forwarding(self, out.up)
             self.log.info("trunk forwarding", trunk=self.itf.name, up=out.up,
                           distributing=",".join(sorted(out.ports)) or "-",
                           collecting=",".join(sorted(out.collecting)) or "-")
@@ -183,6 +252,9 @@ class Device:
         self.started = time.time()
         self.trunks: dict[str, EthTrunk] = {}
         self.vlans: list[VlanBridge] = []
+        self.etrunks: dict[int, ETrunk] = {}
+        self.bfd: BfdService | None = None
+        self.bfd_sockets = BfdSockets()
         self.commands = CommandTable()
         self._register_commands()
 
@@ -241,7 +313,8 @@ class Device:
         vrp = self._vrp_name(ifname)
         for trunk in self.trunks.values():
             if vrp in trunk.linux:
-                await trunk.member_link(vrp, state.oper_up)
+                trunk.member_link(vrp, state.oper_up)
+                self._member_phy(trunk)
 
     async def _on_overflow(self) -> None:
         self.log.warning("netlink event overflow, re-reading links")
@@ -301,6 +374,97 @@ class Device:
         return IfRow(itf.name, phy, proto, address, itf.linux_name, member_of,
                      link.rx_errors, link.tx_errors)
 
+    # ----- E-Trunk and BFD -------------------------------------------------------------
+
+    def _build_bfd(self) -> None:
+        sessions = {}
+        for sess in self.cfg.bfd_sessions.values():
+            source = sess.source_ip
+            device = None
+            if sess.interface is not None:
+                itf = self.cfg.interface(sess.interface)
+                device = itf.linux_name
+                source = source or (itf.address.ip if itf.address else None)
+            source = source or self.cfg.loopback_address()
+            if source is None:
+                self.log.error("bfd session has no source address, not started",
+                               session=sess.name)
+                continue
+            local = sess.discriminator_local or _derived_discriminator(sess.name)
+            machine = BfdSession(SessionConfig(
+                name=sess.name, local_disc=local, multihop=device is None,
+                remote_disc=sess.discriminator_remote, desired_min_tx_ms=sess.min_tx_ms,
+                required_min_rx_ms=sess.min_rx_ms, detect_mult=sess.detect_multiplier),
+                random.Random())
+            self.bfd_sockets.add_session(local, str(sess.peer_ip), str(source), device)
+            sessions[sess.name] = (machine, str(sess.peer_ip))
+        if sessions:
+            self.bfd = BfdService(sessions, self.bfd_sockets, self._on_bfd_state,
+                                  self.log.child("bfd"))
+
+    def _on_bfd_state(self, ev: BfdStateChanged) -> None:
+        self.log.child("bfd").info("session state", session=ev.name, old=ev.old.name,
+                                   new=ev.new.name, diag=getattr(ev.diag, "name", ev.diag))
+        # Only a session that was Up and went down says the peer is gone; a session that has
+        # not come up yet (start-up, the peer still booting) says nothing.
+        if ev.new == BfdState.UP or ev.old == BfdState.UP:
+            for et in self.etrunks.values():
+                if et.cfg.track_bfd == ev.name:
+                    et.service.bfd_state(ev.new == BfdState.UP)
+
+    def _build_etrunks(self) -> None:
+        for cfg in self.cfg.etrunks.values():
+            if cfg.source_address is None or cfg.peer_address is None:
+                self.log.warning("e-trunk without peer-address/source-address, not started",
+                                 etrunk=cfg.id)
+                continue
+            members = tuple(
+                MemberConfig(int(t.itf.name.removeprefix("Eth-Trunk")),
+                             t.itf.etrunk_mode or "auto")
+                for t in self.trunks.values() if t.itf.etrunk == cfg.id)
+            machine = ETrunkMachine(ETrunkConfig(
+                etrunk_id=cfg.id, priority=cfg.priority, system_id=device_mac(self.cfg),
+                hello_100ms=cfg.hello_100ms, hold_multiplier=cfg.hold_multiplier,
+                revert_delay_s=cfg.revert_delay_s, revert_enabled=cfg.revert_enabled,
+                members=members, track_bfd=cfg.track_bfd is not None),
+                sequence_start=sequence_origin(time.time()))
+            endpoint = UdpEndpoint(str(cfg.source_address), cfg.port)
+            transport = _PeerUdp(endpoint, str(cfg.peer_address), cfg.port)
+            key = cfg.security_key.key if cfg.security_key else b""
+            service = ETrunkService(machine, key, str(cfg.peer_address), transport,
+                                    self._on_etrunk, self.log.child("etrunk"))
+            self.etrunks[cfg.id] = ETrunk(cfg, machine, service, endpoint)
+
+    def _on_etrunk(self, out: ETrunkOutput) -> None:
+        log = self.log.child("etrunk")
+        if isinstance(out, ETrunkStateChanged):
+            log.info("e-trunk state", old=out.old.name, new=out.new.name, cause=out.cause.value)
+        elif isinstance(out, MemberRoleChanged):
+            log.info("member role", trunk=f"Eth-Trunk{out.trunk_id}", role=out.role.value,
+                     cause=out.cause.value)
+            trunk = self.trunks.get(f"Eth-Trunk{out.trunk_id}")
+            if trunk is not None:
+                trunk.set_role(Role.MASTER if out.role.value == "master" else Role.BACKUP)
+
+    def trunk_forwarding(self, trunk: EthTrunk, up: bool) -> None:
+        """LACP aggregated (or lost) an Eth-Trunk: the E-Trunk weighs it for the revert hold."""
+        et = self.etrunks.get(trunk.itf.etrunk) if trunk.itf.etrunk is not None else None
+        if et is not None:
+            et.service.member_forwarding(trunk.number, up)
+
+    def _member_phy(self, trunk: EthTrunk) -> None:
+        et = self.etrunks.get(trunk.itf.etrunk) if trunk.itf.etrunk is not None else None
+        if et is not None:
+            et.service.member_phy(trunk.number, trunk.phy_up())
+
+    def _bfd_state_name(self, name: str | None) -> str | None:
+        if name is None or self.bfd is None:
+            return None
+        for snap, _peer in self.bfd.snapshots():
+            if snap.name == name:
+                return _BFD_STATE_NAMES[snap.state]
+        return None
+
     # ----- commands ---------------------------------------------------------------------
 
     def _register_commands(self) -> None:
@@ -315,6 +479,11 @@ class Device:
         c.add("display eth-trunk <1-64>", self._cmd_eth_trunk, "LACP state of one Eth-Trunk")
         c.add("display lacp statistics eth-trunk <1-64>", self._cmd_lacp_stats,
               "LACPDUs sent/received/dropped per member")
+        c.add("display e-trunk", self._cmd_etrunk, "E-Trunk state, peer and members")
+        c.add("display e-trunk <1-16>", self._cmd_etrunk, "one E-Trunk")
+        c.add("display bfd session all", self._cmd_bfd_all, "every BFD session")
+        c.add("display bfd session name <word> verbose", self._cmd_bfd_verbose,
+              "one BFD session in detail")
         c.add("display version", self._cmd_version, "daemon identity and uptime")
         c.add("help", self._cmd_help, "list commands")
 
@@ -346,6 +515,37 @@ class Device:
         snap = self._lacp_trunks(args[0])[0].snapshot()
         return lacp_statistics_json(snap) if as_json else render_lacp_statistics(snap)
 
+    def _cmd_etrunk(self, args: list, as_json: bool):
+        chosen = [et for et in self.etrunks.values() if not args or et.cfg.id == args[0]]
+        if args and not chosen:
+            raise CommandError(f"Error: E-Trunk {args[0]} does not exist.")
+        out = []
+        for et in chosen:
+            fields = (et.machine.snapshot(), str(et.cfg.peer_address), str(et.cfg.source_address),
+                      et.cfg.track_bfd, self._bfd_state_name(et.cfg.track_bfd))
+            out.append(etrunk_json(*fields) if as_json else render_etrunk(*fields))
+        return out if as_json else "\n\n".join(out)
+
+    def _bfd_entries(self) -> list[tuple]:
+        if self.bfd is None:
+            return []
+        return [(snap, peer, self.cfg.bfd_sessions[snap.name].interface)
+                for snap, peer in self.bfd.snapshots()]
+
+    def _cmd_bfd_all(self, args: list, as_json: bool):
+        entries = self._bfd_entries()
+        return sessions_json(entries) if as_json else render_session_all(entries)
+
+    def _cmd_bfd_verbose(self, args: list, as_json: bool):
+        for snap, peer, interface in self._bfd_entries():
+            if snap.name == args[0]:
+                source = self.cfg.bfd_sessions[snap.name].source_ip
+                fields = (snap, peer, str(source) if source else "-", interface)
+                now = trio.current_time()
+                return (session_json(*fields, now=now) if as_json
+                        else render_session_verbose(*fields, now=now))
+        raise CommandError(f"Error: The BFD session {args[0]} does not exist.")
+
     def _cmd_version(self, args: list, as_json: bool):
         info = {"sysname": self.cfg.sysname, "uptime_s": round(time.time() - self.started, 3),
                 "config": self.cfg.source}
@@ -368,12 +568,27 @@ class Device:
             self._build_switching()
             self._apply_interfaces()
             self._install_routes()
+            self._build_bfd()
+            self._build_etrunks()
             async with trio.open_nursery() as nursery:
+                # E-Trunk first: it presets its members' LACP roles before LACP speaks
+                for et in self.etrunks.values():
+                    # the first hello must carry the members' real phy state: a peer that
+                    # heard "down" would take the member role and, with revert disabled,
+                    # keep it
+                    for trunk in self.trunks.values():
+                        if trunk.itf.etrunk == et.cfg.id:
+                            et.machine.member_phy(trunk.number, trunk.phy_up(),
+                                                  trio.current_time())
+                    await nursery.start(et.service.run)
+                if self.bfd is not None:
+                    nursery.start_soon(self.bfd_sockets.run)
+                    await nursery.start(self.bfd.run)
                 for trunk in self.trunks.values():
                     await nursery.start(trunk.run)
                     for vrp, linux in trunk.linux.items():
                         st = self.links.get(linux)
-                        await trunk.member_link(vrp, st is not None and st.oper_up)
+                        trunk.member_link(vrp, st is not None and st.oper_up)
                 nursery.start_soon(watcher.run, self._on_link, self._on_overflow)
                 await nursery.start(server.serve, control_path, self.commands, self.log)
                 self.log.info("ready", control=control_path, interfaces=len(self.cfg.interfaces),
@@ -387,8 +602,13 @@ class Device:
 
     async def stop(self) -> None:
         """A clean stop's goodbyes, sent while the protocol tasks still run, so the peers
-        take over at once instead of waiting for their timers."""
+        take over at once instead of waiting for their timers: E-Trunk GOODBYE, BFD
+        AdminDown, and LACPDUs without synchronization."""
         with trio.move_on_after(2):
+            for et in self.etrunks.values():
+                await et.service.stop()
+            if self.bfd is not None:
+                await self.bfd.admin_down_all()
             for trunk in self.trunks.values():
                 await trunk.stop()
 
@@ -401,3 +621,7 @@ class Device:
                 self.log.error("trunk cleanup failed", trunk=trunk.itf.name, error=str(exc))
         for bridge in self.vlans:
             bridge.destroy()
+        for et in self.etrunks.values():
+            et.endpoint.close()
+        if self.bfd is not None:
+            self.bfd_sockets.close()

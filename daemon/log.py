@@ -64,6 +64,7 @@ class Log:
 def parse_line(line: str) -> dict[str, str]:
     """Split one logfmt line back into fields (used by tests and the benchmark)."""
     out: dict[str, str] = {}
+    line = line.rstrip("\n")
     i, n = 0, len(line)
     while i < n:
         while i < n and line[i] == " ":

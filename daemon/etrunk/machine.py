@@ -351,6 +351,7 @@ class _Member:
     phy_up: bool = False
     role: MemberRole = MemberRole.BACKUP
     cause: MemberCause = MemberCause.ETRUNK_INIT
+    forwarding: bool = False  # the local Eth-Trunk carries traffic (LACP distributing)
     holding: bool = False  # a revert hold is running (timer pending, or forever)
     revert_done: bool = False  # the revert delay ran out: yield at this evaluation
     reported: tuple[MemberRole, MemberCause] | None = None
@@ -423,6 +424,15 @@ class ETrunkMachine:
         """A member Eth-Trunk went up or down (recorded even before start)."""
         m = self._members[trunk_id]
         m.phy_up = up
+        if not self._running:
+            return []
+        self._fire_due(now)
+        return self._flush(now)
+
+    def member_forwarding(self, trunk_id: int, up: bool, now: float) -> list[Output]:
+        """Whether a member Eth-Trunk carries traffic (its LACP aggregator is up); only a
+        forwarding member is held master for the revert delay."""
+        self._members[trunk_id].forwarding = up
         if not self._running:
             return []
         self._fire_due(now)
@@ -603,6 +613,12 @@ class ETrunkMachine:
             remote=self._peer_members.get(m.cfg.trunk_id),
         )
         tid = m.cfg.trunk_id
+        if cause is MemberCause.REVERT_DELAY and not m.holding and not m.forwarding:
+            # The revert delay protects traffic flowing through our member. One that took
+            # the role but never carried traffic (the peer's member came up a moment later,
+            # as at start-up) hands it back at once instead of holding it, forever with
+            # revert disabled.
+            role, cause = MemberRole.BACKUP, MemberCause.ETRUNK_BACKUP
         if cause is MemberCause.REVERT_DELAY:
             if not m.holding:  # the hold starts
                 m.holding = True

@@ -86,6 +86,10 @@ class ETrunkService:
         """A member Eth-Trunk's state (the aggregator's up/down); sends a hello at once."""
         self._input(self._machine.member_phy(trunk_id, up, trio.current_time()))
 
+    def member_forwarding(self, trunk_id: int, up: bool) -> None:
+        """A member Eth-Trunk started or stopped carrying traffic."""
+        self._input(self._machine.member_forwarding(trunk_id, up, trio.current_time()))
+
     def bfd_state(self, up: bool) -> None:
         """The bound BFD session went up or down."""
         self._input(self._machine.bfd_state(up, trio.current_time()))

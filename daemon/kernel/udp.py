@@ -69,7 +69,7 @@ class BfdSockets:
         self._recv: list[UdpEndpoint] = []
         self._rx_keys: set[tuple[str, int, str | None]] = set()
         self._chan_send, self._chan_recv = trio.open_memory_channel[
-            tuple[bytes, str, int | None]](1024)
+            tuple[bytes, str, int | None] | OSError](1024)
 
     def add_session(self, local_disc: int, peer: str, source: str,
                     device: str | None = None) -> None:
@@ -88,15 +88,23 @@ class BfdSockets:
                 nursery.start_soon(self._pump, ep)
 
     async def _pump(self, ep: UdpEndpoint) -> None:
+        """Datagrams and socket errors alike go to `recv`, whose caller counts the errors."""
         while True:
-            await self._chan_send.send(await ep.recv_from())
+            try:
+                item: tuple[bytes, str, int | None] | OSError = await ep.recv_from()
+            except OSError as exc:
+                item = exc
+            await self._chan_send.send(item)
 
     async def send(self, data: bytes, peer: str) -> None:
         ep, port = self._send[peer]
         await ep.send_to(data, peer, port)
 
     async def recv(self) -> tuple[bytes, str, int | None]:
-        return await self._chan_recv.receive()
+        item = await self._chan_recv.receive()
+        if isinstance(item, OSError):
+            raise item
+        return item
 
     def close(self) -> None:
         for ep, _ in self._send.values():

@@ -70,14 +70,14 @@ class LacpService:
             nursery.start_soon(self._timer)
             task_status.started()
 
-    async def port_enabled(self, name: str, up: bool) -> None:
+    def port_enabled(self, name: str, up: bool) -> None:
         """Carrier from netlink; carrier up also clears an earlier I/O failure on the port."""
         if up and name in self._io_failed:
             self._io_failed.discard(name)
             self._restored[name].set()
         self._input(self._trunk.port_enabled(name, up, trio.current_time()))
 
-    async def set_role(self, role: Role) -> None:
+    def set_role(self, role: Role) -> None:
         self._input(self._trunk.set_role(role, trio.current_time()))
 
     async def stop(self) -> None:

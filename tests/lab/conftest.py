@@ -100,3 +100,51 @@ def member(lab: Lab, node: str, port: str, trunk: int = 1) -> dict:
     """One member row of `display eth-trunk N` (JSON)."""
     trunk_json = display(lab, node, f"display eth-trunk {trunk}")[0]
     return next(m for m in trunk_json["members"] if m["name"] == port)
+
+
+SEED_DIR = DEFAULT_TOPOLOGY.parent
+
+
+def variant(tmp_path: Path, **edits: Callable[[str], str]) -> Path:
+    """A copy of the seed topology with some devices' configuration text edited."""
+    import shutil
+
+    out = tmp_path / "topology"
+    shutil.copytree(SEED_DIR, out)
+    for device, edit in edits.items():
+        cfg = out / f"{device}.cfg"
+        cfg.write_text(edit(cfg.read_text()))
+    return out / "topology.yaml"
+
+
+def etrunk_lines(*lines: str) -> Callable[[str], str]:
+    """An edit adding commands to the `e-trunk 1` view."""
+    def edit(text: str) -> str:
+        return text.replace("e-trunk 1\n", "e-trunk 1\n" + "".join(f" {x}\n" for x in lines), 1)
+    return edit
+
+
+def kill_daemon(lab: Lab, node: str) -> float:
+    """SIGKILL a device's daemon; returns the monotonic time just before the kill."""
+    import signal
+    import time
+
+    rec = next(p for p in lab.state().procs if p.node == node)
+    t0 = time.monotonic()
+    os.kill(rec.pid, signal.SIGKILL)
+    return t0
+
+
+def log_events(lab: Lab, node: str, since: float = 0.0) -> list[dict[str, str]]:
+    from daemon.log import parse_line
+
+    with open(lab.log_path(node)) as f:
+        rows = [parse_line(line) for line in f]
+    return [r for r in rows if float(r.get("mono", 0)) >= since]
+
+
+def first_event(lab: Lab, node: str, since: float, **match: str) -> dict[str, str] | None:
+    for ev in log_events(lab, node, since):
+        if all(ev.get(k) == v for k, v in match.items()):
+            return ev
+    return None

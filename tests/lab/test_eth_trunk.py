@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from lab.labctl import main as labctl
-from tests.lab.conftest import display, in_ns, member, ping, wait_for
+from tests.lab.conftest import display, etrunk_lines, in_ns, member, ping, variant, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LAG2 = ROOT / "lab" / "topologies" / "lag-two-members" / "topology.yaml"
@@ -20,8 +20,14 @@ def distributing(lab, node: str) -> list[str]:
     return [m["name"] for m in trunk["members"] if m["mux"] == "DISTRIBUTING"]
 
 
-def test_seed_trunk_negotiates_and_switches_over(make_lab) -> None:
-    lab = make_lab("ttrunk")
+def quick_revert(tmp_path: Path) -> Path:
+    """The seed with a 1 s E-Trunk revert delay, so a restored link is used again soon."""
+    return variant(tmp_path, DeviceA=etrunk_lines("timer revert delay 1"),
+                   DeviceB=etrunk_lines("timer revert delay 1"))
+
+
+def test_seed_trunk_negotiates_and_switches_over(make_lab, tmp_path: Path) -> None:
+    lab = make_lab("ttrunk", quick_revert(tmp_path))
     wait_for(lambda: member(lab, "DeviceA", "GigabitEthernet0/1/2")["status"] == "Selected",
              15, "DeviceA's member Selected")
     a = member(lab, "DeviceA", "GigabitEthernet0/1/2")
@@ -44,7 +50,8 @@ def test_seed_trunk_negotiates_and_switches_over(make_lab) -> None:
              "DeviceC distributing toward DeviceB")
     assert ping(lab, "Receiver", "10.0.35.3")
     assert labctl(["link", "up", "DeviceA", "GE0/1/2", "--name", lab.name]) == 0
-    wait_for(lambda: distributing(lab, "DeviceC") == ["GigabitEthernet0/1/2"], 8,
+    # back after the E-Trunk revert delay and the LACP aggregate wait on DeviceA's port
+    wait_for(lambda: distributing(lab, "DeviceC") == ["GigabitEthernet0/1/2"], 10,
              "DeviceC back on its member toward DeviceA")
     assert ping(lab, "Receiver", "10.0.15.1")
     stats = display(lab, "DeviceC", "display lacp statistics eth-trunk 1")
@@ -52,7 +59,7 @@ def test_seed_trunk_negotiates_and_switches_over(make_lab) -> None:
 
 
 def test_lacpdus_decode_in_tshark(make_lab, tmp_path: Path) -> None:
-    lab = make_lab("tlacpcap")
+    lab = make_lab("tlacpcap", quick_revert(tmp_path))
     wait_for(lambda: member(lab, "DeviceA", "GigabitEthernet0/1/2")["status"] == "Selected",
              15, "DeviceA's member Selected")
     pcap = tmp_path / "a.pcap"

@@ -65,8 +65,11 @@ class Lab:
     devices while up on both (strict), and records every span in which both are backup
     while both are up and both devices have left INIT."""
 
-    def __init__(self, a: ETrunkMachine, b: ETrunkMachine, *, strict: bool = True) -> None:
+    def __init__(self, a: ETrunkMachine, b: ETrunkMachine, *, strict: bool = True,
+                 lacp: bool = True) -> None:
         self.machines = {"A": a, "B": b}
+        self.lacp = lacp
+        self.forwarding: dict[tuple[str, int], bool] = {}
         self.alive = {"A", "B"}
         self.link_up = True
         self.strict = strict
@@ -97,6 +100,17 @@ class Lab:
                 data = encode(out.payload, KEY)
                 heapq.heappush(self.inflight, (self.now + LATENCY, next(self._seq), dev, data))
         self.check()
+        if self.lacp:
+            self.follow_lacp(dev, outs)
+
+    def follow_lacp(self, dev: str, outs: list[Output]) -> None:
+        """Stand-in for LACP: a member forwards while it is master with its phy up."""
+        machine = self.machines[dev]
+        for m in machine.snapshot().members:
+            forwarding = m.role is MASTER and m.phy_up and dev in self.alive
+            if self.forwarding.get((dev, m.trunk_id)) != forwarding:
+                self.forwarding[(dev, m.trunk_id)] = forwarding
+                self.feed(dev, machine.member_forwarding(m.trunk_id, forwarding, self.now))
 
     def deliver(self, src: str, data: bytes) -> None:
         dst = PEER[src]
@@ -737,3 +751,28 @@ def test_counters_in_the_snapshot() -> None:
     a = lab.machines["A"].snapshot()
     assert (a.rec_drop, a.snd_drop) == ({"bad-digest": 1}, 1)
     assert a.next_sequence == sequence_origin(WALL) + a.sent
+
+
+@pytest.mark.parametrize("revert_enabled", [True, False])
+def test_a_member_that_never_forwarded_hands_back_at_once(revert_enabled: bool) -> None:
+    # Start-up race: A's member port comes up a moment after B heard A's first hello. B took
+    # the member role, but its LACP never aggregated, so there is no traffic to protect with
+    # the revert delay (with revert disabled it would otherwise keep the role for good).
+    lab = Lab(make(SYS_A, revert_enabled=revert_enabled),
+              make(SYS_B, revert_enabled=revert_enabled), lacp=False)
+    lab.machines["B"].member_phy(1, True, lab.now)
+    lab.do("B", "start")
+    lab.machines["A"].member_phy(1, False, lab.now)
+    lab.do("A", "start")
+    lab.run_until(1.0)
+    assert lab.roles() == (BACKUP, MASTER)
+    lab.do("A", "member_phy", 1, True)
+    lab.run_until(1.0 + 4 * LATENCY)
+    assert lab.roles() == (MASTER, BACKUP)
+    # whereas a forwarding member holds the role for the revert delay
+    lab.do("A", "member_phy", 1, False)
+    lab.run_until(2.0)
+    lab.do("B", "member_forwarding", 1, True)
+    lab.do("A", "member_phy", 1, True)
+    lab.run_until(3.0)
+    assert lab.roles() == (BACKUP, MASTER)

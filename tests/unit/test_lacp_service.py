@@ -77,7 +77,7 @@ async def start_pair(nursery: trio.Nursery) -> tuple[Side, Side, trio.MemorySend
     for side in (a, c):
         await nursery.start(side.service.run)
     for side in (a, c):
-        await side.service.port_enabled(GE2, True)
+        side.service.port_enabled(GE2, True)
     return a, c, inject
 
 
@@ -138,11 +138,11 @@ async def test_role_change_is_sent_at_once(autojump_clock: trio.testing.MockCloc
     async with trio.open_nursery() as nursery:
         a, c, _ = await start_pair(nursery)
         await trio.sleep(10.0)
-        await a.service.set_role(Role.BACKUP)
+        a.service.set_role(Role.BACKUP)
         await trio.testing.wait_all_tasks_blocked()
         assert trio.current_time() == 10.0
         assert not a.trunk.distributing() and not c.trunk.distributing()
-        await a.service.set_role(Role.MASTER)  # a standby port: no 2 s wait
+        a.service.set_role(Role.MASTER)  # a standby port: no 2 s wait
         await trio.testing.wait_all_tasks_blocked()
         assert a.trunk.distributing() == c.trunk.distributing() == {GE2}
         assert trio.current_time() == 10.0
@@ -162,7 +162,7 @@ async def test_io_error_disables_port_until_carrier_up(
             await inject.send(a.port.sent[-1][1])  # wake the receiver; the recv fails
         else:
             c.port.fail_send = True
-            await c.service.set_role(Role.BACKUP)  # something to send; the send fails
+            c.service.set_role(Role.BACKUP)  # something to send; the send fails
         await trio.testing.wait_all_tasks_blocked()
         port = c.trunk.snapshot().ports[0]
         assert (port.enabled, port.rx) == (False, RxState.PORT_DISABLED)
@@ -173,8 +173,8 @@ async def test_io_error_disables_port_until_carrier_up(
         await trio.sleep(5.0)
         assert not c.trunk.snapshot().ports[0].enabled  # no silent recovery
         c.port.fail_send = False
-        await c.service.set_role(Role.MASTER)
-        await c.service.port_enabled(GE2, True)
+        c.service.set_role(Role.MASTER)
+        c.service.port_enabled(GE2, True)
         await trio.sleep(3.0)
         assert c.trunk.distributing() == a.trunk.distributing() == {GE2}
         await a.service.stop()
