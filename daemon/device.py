@@ -10,7 +10,7 @@ import hashlib
 import random
 import time
 from dataclasses import dataclass
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface
 
 import trio
 
@@ -23,12 +23,13 @@ from daemon.bfd.display import (
     sessions_json,
 )
 from daemon.bfd.service import BfdService
+from daemon.bfdthread import BfdThread
 from daemon.cli import server
 from daemon.cli.commands import CommandError, CommandTable
 from daemon.cli.ifdisplay import IfRow, render_interface_brief, render_ip_interface_brief
 from daemon.config import DeviceConfig, render
 from daemon.config.model import ETrunk as ETrunkCfg
-from daemon.config.model import Interface, InterfaceKind
+from daemon.config.model import Interface, InterfaceKind, RemoteBackupProfile
 from daemon.etrunk import (
     ETrunkConfig,
     ETrunkMachine,
@@ -40,8 +41,18 @@ from daemon.etrunk import Output as ETrunkOutput
 from daemon.etrunk import StateChanged as ETrunkStateChanged
 from daemon.etrunk.display import etrunk_json, render_etrunk
 from daemon.etrunk.service import ETrunkService
+from daemon.igmp import AdoptedGroup, EventKind, GroupEvent, IgmpConfig, IgmpInterface
+from daemon.igmp.display import (
+    RemoteGroup,
+    igmp_group_json,
+    igmp_interface_json,
+    render_igmp_group,
+    render_igmp_interface,
+)
+from daemon.igmp.service import IgmpService
 from daemon.kernel.lag import Lag
 from daemon.kernel.links import LinkState, LinkWatcher, Netlink, NetlinkError, Route
+from daemon.kernel.mroute import IgmpPacket, IgmpSender, MrouteSocket, Upcall
 from daemon.kernel.nft import Nft
 from daemon.kernel.packet import PacketPort
 from daemon.kernel.udp import BfdSockets, UdpEndpoint
@@ -64,6 +75,20 @@ from daemon.lacp.display import (
 )
 from daemon.lacp.service import LacpService
 from daemon.log import Log
+from daemon.rbs import (
+    FilterMode,
+    IgmpKey,
+    IgmpValue,
+    MirrorChanged,
+    Mismatch,
+    Op,
+    ProfileSpec,
+    RbsChannel,
+    should_listen,
+)
+from daemon.rbs import Output as RbsOutput
+from daemon.rbs.display import rbp_json, rbs_json, render_rbp, render_rbs
+from daemon.rbs.service import RbsService
 
 LOOPBACK_KEEP = [IPv4Interface("127.0.0.1/8")]
 # LACP port key = trunk ID in the high byte, a member speed code in the low one: the seed
@@ -103,6 +128,30 @@ class _PeerUdp:
     async def recv(self) -> tuple[bytes, str]:
         data, src, _ttl = await self.endpoint.recv_from()
         return data, src
+
+
+class _IgmpPort:
+    """One IGMP interface's transport: queries out of its own socket, packets in from the
+    namespace's mroute socket (the device's reader hands them over by arrival interface)."""
+
+    INBOX = 4096
+
+    def __init__(self, sender: IgmpSender) -> None:
+        self.sender = sender
+        self.inbox, self._outbox = trio.open_memory_channel[bytes](self.INBOX)
+        self.overflow = 0
+
+    def deliver(self, datagram: bytes) -> None:
+        try:
+            self.inbox.send_nowait(datagram)
+        except trio.WouldBlock:
+            self.overflow += 1  # a report storm faster than the machine: counted, not queued
+
+    async def send(self, dst: str, payload: bytes) -> None:
+        await self.sender.send(dst, payload)
+
+    async def recv(self) -> bytes:
+        return await self._outbox.receive()
 
 
 @dataclass
@@ -253,8 +302,14 @@ class Device:
         self.trunks: dict[str, EthTrunk] = {}
         self.vlans: list[VlanBridge] = []
         self.etrunks: dict[int, ETrunk] = {}
-        self.bfd: BfdService | None = None
+        self.bfd: BfdThread | None = None
         self.bfd_sockets = BfdSockets()
+        self.mroute: MrouteSocket | None = None
+        self.igmp: dict[str, IgmpService] = {}  # VRP interface name -> service
+        self.igmp_ports: dict[int, _IgmpPort] = {}  # ifindex -> transport
+        self.rbs: dict[str, RbsService] = {}  # remote-backup-service name -> service
+        self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
+        self._joined: dict[tuple[str, str], float] = {}  # (interface, group) -> JOIN time
         self.commands = CommandTable()
         self._register_commands()
 
@@ -311,6 +366,8 @@ class Device:
         if state.admin_up and (old is None or not old.admin_up):
             self._install_routes(ifname)
         vrp = self._vrp_name(ifname)
+        if vrp in self.igmp and (old is None or old.oper_up != state.oper_up):
+            self._igmp_link(vrp, state.oper_up)
         for trunk in self.trunks.values():
             if vrp in trunk.linux:
                 trunk.member_link(vrp, state.oper_up)
@@ -374,6 +431,175 @@ class Device:
         return IfRow(itf.name, phy, proto, address, itf.linux_name, member_of,
                      link.rx_errors, link.tx_errors)
 
+    # ----- multicast: mroute socket, IGMP ----------------------------------------------
+
+    def _build_multicast(self) -> None:
+        """The mroute socket, a VIF per `pim sm`/`igmp enable` interface, IGMP on the latter."""
+        if not self.cfg.multicast_routing:
+            return
+        self.mroute = MrouteSocket()
+        for itf in self.cfg.interfaces.values():
+            if not (itf.igmp_enable or itf.pim_sm) or itf.linux_name not in self.links:
+                continue
+            ifindex = self.links[itf.linux_name].index
+            self.mroute.add_vif(ifindex)
+            if not itf.igmp_enable or itf.address is None:
+                continue
+            address = str(itf.address.ip)
+            sender = IgmpSender(itf.linux_name, address)
+            for group in ("224.0.0.22", "224.0.0.2"):  # v3 reports, v2 leaves
+                sender.join(group, ifindex)
+            port = _IgmpPort(sender)
+            self.igmp_ports[ifindex] = port
+            machine = IgmpInterface(IgmpConfig(ifname=itf.name, address=address,
+                                               version=itf.igmp_version_effective))
+            self.igmp[itf.name] = IgmpService(machine, port, self._on_group,
+                                              self.log.child("igmp"))
+
+    async def _mroute_reader(self) -> None:
+        assert self.mroute is not None
+        while True:
+            msg = await self.mroute.recv()
+            if isinstance(msg, IgmpPacket):
+                port = self.igmp_ports.get(msg.ifindex)
+                if port is not None:
+                    port.deliver(msg.datagram)
+            else:
+                self._on_upcall(msg)
+
+    def _on_upcall(self, up: Upcall) -> None:
+        self.log.child("mroute").debug("upcall", kind=up.kind, vif=up.vif,
+                                       source=str(up.source), group=str(up.group))
+
+    def _igmp_link(self, vrp: str, up: bool) -> None:
+        """IGMP runs only while its interface is up (Eth-Trunk1 follows LACP)."""
+        self.log.child("igmp").info("interface " + ("up, querying" if up else "down, stopped"),
+                                    ifname=vrp)
+        if up:
+            self.igmp[vrp].start()
+            self._adopt_backup(vrp)
+        else:
+            self.igmp[vrp].stop()
+
+    def _on_group(self, ev: GroupEvent) -> None:
+        if ev.kind is not EventKind.REFRESH:
+            self.log.child("igmp").info("group event", kind=ev.kind.name, ifname=ev.ifname,
+                                        group=ev.group, mode=ev.mode,
+                                        sources=",".join(sorted(ev.sources)) or "-",
+                                        reporter=ev.reporter)
+        key = (ev.ifname, ev.group)
+        if ev.kind is EventKind.JOIN:
+            self._joined[key] = ev.at
+        elif ev.kind is EventKind.LEAVE:
+            self._joined.pop(key, None)
+        self._sync_group(ev)
+
+    # ----- IGMP hot backup: RBS channel and RBP profiles --------------------------------
+
+    def _build_rbs(self) -> None:
+        for cfg in self.cfg.rbs.values():
+            if cfg.peer is None or cfg.source is None or cfg.port is None:
+                self.log.warning("remote-backup-service incomplete, not started", rbs=cfg.name)
+                continue
+            specs = [ProfileSpec(p.name, p.backup_id, tuple(p.service_types))
+                     for p in self.cfg.rbp.values()
+                     if p.rbs == cfg.name and p.backup_id is not None and p.service_types]
+            listen = should_listen(cfg.source, cfg.peer)
+            channel = RbsChannel(cfg.name, self.cfg.sysname, cfg.source, cfg.peer, specs,
+                                 listen=listen)
+            self.rbs[cfg.name] = RbsService(channel, cfg.source, cfg.peer, cfg.port, listen,
+                                            self._on_rbs, self.log.child("rbs"))
+
+    def _profiles(self, *, interface: str | None = None, etrunk: int | None = None,
+                  trunk: int | None = None) -> list[RemoteBackupProfile]:
+        """Profiles that sync IGMP over a running channel, filtered by what they bind."""
+        out = []
+        for p in self.cfg.rbp.values():
+            if p.rbs not in self.rbs or "igmp" not in p.service_types:
+                continue
+            if interface is not None and self._profile_interface(p) != interface:
+                continue
+            if etrunk is not None and (p.etrunk, p.eth_trunk) != (etrunk, trunk):
+                continue
+            out.append(p)
+        return out
+
+    def _profile_interface(self, p: RemoteBackupProfile) -> str | None:
+        """The Eth-Trunk the profile is applied under (`remote-backup-profile` in its view)."""
+        for itf in self.cfg.interfaces.values():
+            if itf.rbp == p.name:
+                return itf.name
+        return None
+
+    def _sends(self, p: RemoteBackupProfile) -> bool:
+        """The device whose member is master sends; the backup applies."""
+        if p.etrunk is None or p.eth_trunk is None:
+            return True
+        return self.member_roles.get((p.etrunk, p.eth_trunk)) == Role.MASTER
+
+    def _sync_group(self, ev: GroupEvent) -> None:
+        for p in self._profiles(interface=ev.ifname):
+            key = IgmpKey(ev.ifname, IPv4Address(ev.group))
+            if ev.kind is EventKind.LEAVE:
+                self.rbs[p.rbs].local_change(p.name, Op.DELETE, key, None)
+                continue
+            joined = self._joined.get((ev.ifname, ev.group), ev.at)
+            value = IgmpValue(FilterMode.INCLUDE if ev.mode == "include" else FilterMode.EXCLUDE,
+                              tuple(sorted(IPv4Address(x) for x in ev.sources)),
+                              IPv4Address(ev.reporter), int(max(0.0, ev.at - joined)))
+            op = Op.ADD if ev.kind is EventKind.JOIN else Op.UPDATE
+            self.rbs[p.rbs].local_change(p.name, op, key, value)
+
+    def _backup_role(self, etrunk_id: int, trunk_id: int, role: Role) -> None:
+        """A member's role moved: its profiles switch between sending and applying, and a new
+        master serves the entries it holds from the peer."""
+        for p in self._profiles(etrunk=etrunk_id, trunk=trunk_id):
+            self.rbs[p.rbs].set_role(p.name, role == Role.MASTER)
+            interface = self._profile_interface(p)
+            if role == Role.MASTER and interface in self.igmp:
+                self._adopt_backup(interface)
+
+    def _adopt_backup(self, interface: str) -> None:
+        """Turn the peer's entries for `interface` into live local groups with fresh timers
+        (the IGMP machine also sends a general query so hosts refresh them at once)."""
+        link = self.links.get(self.cfg.interfaces[interface].linux_name or "")
+        if link is None or not link.oper_up:
+            return  # IGMP is not running; the interface coming up adopts them
+        for p in self._profiles(interface=interface):
+            if not self._sends(p):
+                continue
+            entries = [AdoptedGroup(str(k.group), v.mode.name.lower(),
+                                    frozenset(str(x) for x in v.sources), str(v.last_reporter))
+                       for k, v in self.rbs[p.rbs].mirror(p.name).items()
+                       if k.interface == interface]
+            if entries:
+                self.log.child("rbs").info("serving backed-up groups", profile=p.name,
+                                           interface=interface, groups=len(entries))
+                self.igmp[interface].adopt(entries)
+
+    def _on_rbs(self, out: RbsOutput) -> None:
+        log = self.log.child("rbs")
+        if isinstance(out, Mismatch):
+            log.error("backup-id mismatch, profile not synced", profile=out.profile,
+                      detail=out.detail)
+        elif isinstance(out, MirrorChanged) and out.cause != "batch":
+            # real-time changes and expiries, one line each (a batch would flood the log)
+            log.info("backed-up group", op=out.op.name, cause=out.cause, profile=out.profile,
+                     interface=out.key.interface, group=str(out.key.group))
+
+    def remote_groups(self) -> list[RemoteGroup]:
+        """Entries held from the peer, shown while this device applies (its member is backup).
+        Once master it serves them as its own groups."""
+        out = []
+        for p in self._profiles():
+            if self._sends(p):
+                continue
+            for k, v in self.rbs[p.rbs].mirror(p.name).items():
+                out.append(RemoteGroup(k.interface, str(k.group), str(v.last_reporter),
+                                       v.uptime_s, v.mode.name.lower(),
+                                       frozenset(str(x) for x in v.sources)))
+        return out
+
     # ----- E-Trunk and BFD -------------------------------------------------------------
 
     def _build_bfd(self) -> None:
@@ -399,12 +625,12 @@ class Device:
             self.bfd_sockets.add_session(local, str(sess.peer_ip), str(source), device)
             sessions[sess.name] = (machine, str(sess.peer_ip))
         if sessions:
-            self.bfd = BfdService(sessions, self.bfd_sockets, self._on_bfd_state,
-                                  self.log.child("bfd"))
+            relay = BfdThread.relay(trio.lowlevel.current_trio_token(), self._on_bfd_state)
+            service = BfdService(sessions, self.bfd_sockets, relay, self.log.child("bfd"))
+            self.bfd = BfdThread(service, self.bfd_sockets, self.log.child("bfd"))
 
     def _on_bfd_state(self, ev: BfdStateChanged) -> None:
-        self.log.child("bfd").info("session state", session=ev.name, old=ev.old.name,
-                                   new=ev.new.name, diag=getattr(ev.diag, "name", ev.diag))
+        """(The BFD service logs every state change itself.)"""
         # Only a session that was Up and went down says the peer is gone; a session that has
         # not come up yet (start-up, the peer still booting) says nothing.
         if ev.new == BfdState.UP or ev.old == BfdState.UP:
@@ -432,19 +658,25 @@ class Device:
             transport = _PeerUdp(endpoint, str(cfg.peer_address), cfg.port)
             key = cfg.security_key.key if cfg.security_key else b""
             service = ETrunkService(machine, key, str(cfg.peer_address), transport,
-                                    self._on_etrunk, self.log.child("etrunk"))
+                                    lambda out, eid=cfg.id: self._on_etrunk(eid, out),
+                                    self.log.child("etrunk"))
             self.etrunks[cfg.id] = ETrunk(cfg, machine, service, endpoint)
 
-    def _on_etrunk(self, out: ETrunkOutput) -> None:
+    def _on_etrunk(self, etrunk_id: int, out: ETrunkOutput) -> None:
         log = self.log.child("etrunk")
         if isinstance(out, ETrunkStateChanged):
             log.info("e-trunk state", old=out.old.name, new=out.new.name, cause=out.cause.value)
         elif isinstance(out, MemberRoleChanged):
             log.info("member role", trunk=f"Eth-Trunk{out.trunk_id}", role=out.role.value,
                      cause=out.cause.value)
+            role = Role.MASTER if out.role.value == "master" else Role.BACKUP
+            old = self.member_roles.get((etrunk_id, out.trunk_id))
+            self.member_roles[(etrunk_id, out.trunk_id)] = role
             trunk = self.trunks.get(f"Eth-Trunk{out.trunk_id}")
             if trunk is not None:
-                trunk.set_role(Role.MASTER if out.role.value == "master" else Role.BACKUP)
+                trunk.set_role(role)
+            if role != old:
+                self._backup_role(etrunk_id, out.trunk_id, role)
 
     def trunk_forwarding(self, trunk: EthTrunk, up: bool) -> None:
         """LACP aggregated (or lost) an Eth-Trunk: the E-Trunk weighs it for the revert hold."""
@@ -484,6 +716,16 @@ class Device:
         c.add("display bfd session all", self._cmd_bfd_all, "every BFD session")
         c.add("display bfd session name <word> verbose", self._cmd_bfd_verbose,
               "one BFD session in detail")
+        c.add("display igmp group", self._cmd_igmp_group, "IGMP groups, local and remote backup")
+        c.add("display igmp group interface <ifname>", self._cmd_igmp_group,
+              "IGMP groups of one interface")
+        c.add("display igmp interface", self._cmd_igmp_interface, "IGMP interfaces, querier")
+        c.add("display igmp interface <ifname>", self._cmd_igmp_interface, "one IGMP interface")
+        for kw, fn in (("remote-backup-service", self._cmd_rbs),
+                       ("remote-backup-profile", self._cmd_rbp)):
+            c.add(f"display {kw}", fn, f"every {kw}")
+            c.add(f"display {kw} <word>", fn, f"one {kw}")
+            c.add(f"display {kw} <word> verbose", fn, f"one {kw} with counters")
         c.add("display version", self._cmd_version, "daemon identity and uptime")
         c.add("help", self._cmd_help, "list commands")
 
@@ -546,6 +788,49 @@ class Device:
                         else render_session_verbose(*fields, now=now))
         raise CommandError(f"Error: The BFD session {args[0]} does not exist.")
 
+    def _igmp_snaps(self, args: list) -> list:
+        if args and args[0] not in self.igmp:
+            raise CommandError(f"Error: IGMP is not enabled on {args[0]}.")
+        return [svc.snapshot() for name, svc in self.igmp.items() if not args or name == args[0]]
+
+    def _cmd_igmp_group(self, args: list, as_json: bool):
+        snaps, remote = self._igmp_snaps(args), self.remote_groups()
+        interface = args[0] if args else None
+        if as_json:
+            return igmp_group_json(snaps, remote, interface=interface)
+        return render_igmp_group(snaps, remote, interface=interface)
+
+    def _cmd_igmp_interface(self, args: list, as_json: bool):
+        snaps = self._igmp_snaps(args)
+        return igmp_interface_json(snaps) if as_json else render_igmp_interface(snaps)
+
+    def _named(self, table: dict, args: list, what: str) -> list:
+        if args and args[0] not in table:
+            raise CommandError(f"Error: The {what} {args[0]} does not exist.")
+        return [v for k, v in table.items() if not args or k == args[0]]
+
+    def _cmd_rbs(self, args: list, as_json: bool):
+        out = []
+        for cfg in self._named(self.cfg.rbs, args, "remote-backup-service"):
+            svc = self.rbs.get(cfg.name)
+            fields = (svc.snapshot() if svc else None, cfg.name, cfg.peer, cfg.source, cfg.port,
+                      cfg.index)
+            out.append(rbs_json(*fields) if as_json
+                       else render_rbs(*fields, verbose=len(args) == 2))
+        return out if as_json else "\n".join(out)
+
+    def _cmd_rbp(self, args: list, as_json: bool):
+        out = []
+        for p in self._named(self.cfg.rbp, args, "remote-backup-profile"):
+            svc = self.rbs.get(p.rbs or "")
+            interface = self._profile_interface(p)
+            fields = (p.name, p.index, p.service_types, p.rbs, p.backup_id, p.etrunk,
+                      p.eth_trunk, [interface] if interface else [], p.peer_backup,
+                      svc.snapshot() if svc else None)
+            out.append(rbp_json(*fields) if as_json
+                       else render_rbp(*fields, verbose=len(args) == 2))
+        return out if as_json else "\n".join(out)
+
     def _cmd_version(self, args: list, as_json: bool):
         info = {"sysname": self.cfg.sysname, "uptime_s": round(time.time() - self.started, 3),
                 "config": self.cfg.source}
@@ -570,6 +855,8 @@ class Device:
             self._install_routes()
             self._build_bfd()
             self._build_etrunks()
+            self._build_multicast()
+            self._build_rbs()
             async with trio.open_nursery() as nursery:
                 # E-Trunk first: it presets its members' LACP roles before LACP speaks
                 for et in self.etrunks.values():
@@ -582,13 +869,21 @@ class Device:
                                                   trio.current_time())
                     await nursery.start(et.service.run)
                 if self.bfd is not None:
-                    nursery.start_soon(self.bfd_sockets.run)
-                    await nursery.start(self.bfd.run)
+                    await self.bfd.start()
                 for trunk in self.trunks.values():
                     await nursery.start(trunk.run)
                     for vrp, linux in trunk.linux.items():
                         st = self.links.get(linux)
                         trunk.member_link(vrp, st is not None and st.oper_up)
+                for rbs in self.rbs.values():
+                    await nursery.start(rbs.run)
+                if self.mroute is not None:
+                    nursery.start_soon(self._mroute_reader)
+                for name, svc in self.igmp.items():
+                    await nursery.start(svc.run)
+                    link = self.links.get(self.cfg.interfaces[name].linux_name or "")
+                    if link is not None and link.oper_up:
+                        self._igmp_link(name, True)
                 nursery.start_soon(watcher.run, self._on_link, self._on_overflow)
                 await nursery.start(server.serve, control_path, self.commands, self.log)
                 self.log.info("ready", control=control_path, interfaces=len(self.cfg.interfaces),
@@ -609,6 +904,8 @@ class Device:
                 await et.service.stop()
             if self.bfd is not None:
                 await self.bfd.admin_down_all()
+            for rbs in self.rbs.values():
+                await rbs.stop()
             for trunk in self.trunks.values():
                 await trunk.stop()
 
@@ -624,4 +921,9 @@ class Device:
         for et in self.etrunks.values():
             et.endpoint.close()
         if self.bfd is not None:
+            self.bfd.stop()
             self.bfd_sockets.close()
+        for port in self.igmp_ports.values():
+            port.sender.close()
+        if self.mroute is not None:
+            self.mroute.close()

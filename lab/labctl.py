@@ -5,6 +5,7 @@
   labctl status [--json]                        nodes, daemons and links
   labctl cli DEVICE [-c CMD ...] [--json]       a device's CLI (interactive without -c)
   labctl link down|up DEVICE IFNAME             pull or restore a cable at one end
+  labctl daemon stop|kill|start|restart DEVICE  clean stop, crash, or (re)start a daemon
   labctl exec DEVICE -- CMD ...                 run a command in the node's namespace
   labctl capture DEVICE IFNAME [-w FILE|-]      tcpdump on the mapped interface
 """
@@ -188,6 +189,19 @@ def cmd_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """stop/kill/start one device's daemon (a clean stop, a crash, a restart)."""
+    _need_root()
+    lab = Lab(args.name)
+    if args.action in ("stop", "kill", "restart"):
+        lab.stop_daemon(args.device, kill=args.action == "kill")
+        print(f"{args.device}: daemon {'killed' if args.action == 'kill' else 'stopped'}")
+    if args.action in ("start", "restart"):
+        rec = lab.start_daemon(args.device, _progress)
+        print(f"{args.device}: daemon running (pid {rec.pid})")
+    return 0
+
+
 def _node_ns(lab: Lab, device: str) -> str:
     topo = _lab_topology(lab)
     if device not in topo.nodes:
@@ -257,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("device")
     p.add_argument("ifname", help="VRP name, full or short (GigabitEthernet0/1/2, GE0/1/2)")
     p.set_defaults(func=cmd_link)
+    p = _sub("daemon", help="stop (clean), kill (crash), start or restart one device's daemon")
+    p.add_argument("action", choices=["stop", "kill", "start", "restart"])
+    p.add_argument("device")
+    p.set_defaults(func=cmd_daemon)
     p = _sub("exec", help="run a command in a node's namespace")
     p.add_argument("device")
     p.set_defaults(func=cmd_exec)

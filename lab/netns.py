@@ -26,6 +26,8 @@ ROUTER_SYSCTLS = {
     "net.ipv4.ip_forward": "1",
     "net.ipv4.conf.all.ignore_routes_with_linkdown": "1",
     "net.ipv4.conf.default.ignore_routes_with_linkdown": "1",
+    # the router joins 224.0.0.22 and 224.0.0.2 to hear reports; it must not report them
+    "net.ipv4.igmp_link_local_mcast_reports": "0",
 }
 
 

@@ -203,6 +203,33 @@ class Lab:
             if pending:
                 time.sleep(0.02)
 
+    # ----- one device ---------------------------------------------------------------------
+
+    def daemon(self, node: str) -> ProcRecord:
+        for rec in self.state().procs:
+            if rec.node == node and rec.control:
+                return rec
+        raise LabError(f"{node}: no daemon in lab {self.name}")
+
+    def stop_daemon(self, node: str, kill: bool = False) -> None:
+        """Stop one device's daemon: SIGTERM (goodbyes sent) or SIGKILL (a crash)."""
+        rec = self.daemon(node)
+        if kill and rec.alive():
+            os.kill(rec.pid, signal.SIGKILL)
+        stop_processes([rec])
+
+    def start_daemon(self, node: str, progress: Progress = _quiet) -> ProcRecord:
+        """(Re)start one device's daemon with the argv it was first started with."""
+        st = self.state()
+        old = self.daemon(node)
+        if old.alive():
+            raise LabError(f"{node}: daemon still running (pid {old.pid})")
+        rec = self._spawn(node, old.argv, old.control)
+        st.procs = [rec if p is old or (p.node == node and p.control) else p for p in st.procs]
+        st.save(self.state_file)
+        self._wait_ready(LabState(st.name, st.topology, procs=[rec]), progress)
+        return rec
+
     # ----- down -------------------------------------------------------------------------
 
     def down(self, progress: Progress = _quiet) -> None:

@@ -4,3 +4,44 @@
 TCP under trio; `display` renders `display remote-backup-service` and
 `display remote-backup-profile`. The wire format is in docs/protocol.md.
 """
+
+from daemon.rbs.codec import FilterMode, IgmpKey, IgmpValue, Op
+from daemon.rbs.machine import (
+    ChannelSnapshot,
+    ChannelState,
+    Close,
+    Connect,
+    ConnState,
+    MirrorChanged,
+    Mismatch,
+    Output,
+    PeerStatus,
+    ProfileSnapshot,
+    ProfileSpec,
+    RbsChannel,
+    Role,
+    SendBytes,
+    should_listen,
+)
+
+__all__ = [
+    "ChannelSnapshot",
+    "ChannelState",
+    "Close",
+    "ConnState",
+    "Connect",
+    "FilterMode",
+    "IgmpKey",
+    "IgmpValue",
+    "MirrorChanged",
+    "Mismatch",
+    "Op",
+    "Output",
+    "PeerStatus",
+    "ProfileSnapshot",
+    "ProfileSpec",
+    "RbsChannel",
+    "Role",
+    "SendBytes",
+    "should_listen",
+]

@@ -59,6 +59,7 @@ from ipaddress import IPv4Address
 from typing import TypeAlias
 
 from daemon.rbs.codec import (
+    HEADER_LEN,
     IGMP,
     SEQ_MOD,
     Ack,
@@ -77,6 +78,7 @@ from daemon.rbs.codec import (
     Record,
     ServiceKey,
     ServiceValue,
+    check_header,
     decode,
     encode_entry,
     encode_message,
@@ -235,7 +237,7 @@ class ProfileSnapshot:
     queued: int
     batches_sent: int
     batches_received: int
-    aging: bool
+    aging: bool  # mirror entries are counting down to expiry
 
 
 @dataclass(frozen=True)
@@ -400,7 +402,8 @@ class RbsChannel:
         self._last_down: str | None = None
         # per connection
         self._conn_id = 0
-        self._buf = b""
+        self._buf = bytearray()  # the start of a record not yet complete
+        self._need = 0  # its full length, once its header is in
         self._tx: list[bytes] = []
         self._tx_seq = 1
         self._rx_seq = 0
@@ -429,7 +432,7 @@ class RbsChannel:
         self._timers.stop(TimerName.CONNECT)  # it succeeded, even if the timeout is due now
         out: list[Output] = []
         self._to(ConnState.OPEN_SENT, out)
-        self._buf = b""
+        self._buf, self._need = bytearray(), 0
         self._tx_seq, self._rx_seq, self._peer_acked = 1, 0, 0
         self._peer_open = None
         self._ack_pending, self._ack_now = 0, False
@@ -453,7 +456,13 @@ class RbsChannel:
         if self._state not in (ConnState.OPEN_SENT, ConnState.ESTABLISHED) or not data:
             return self._finish(out)
         self._counters["bytes_received"] += len(data)
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
+        if self._buf or len(data) < self._need:
+            self._buf += data
+            if len(self._buf) < self._need:  # the record under way is still incomplete
+                return self._finish(out)
+            buf = bytes(self._buf)
+        else:
+            buf = bytes(data)
         pos = 0
         conn = self._conn_id
         try:
@@ -468,7 +477,10 @@ class RbsChannel:
         except _ProtocolError as exc:
             self._fail(out, now, exc.code, exc.reason, exc.detail)
             return self._finish(out)
-        self._buf = buf[pos:]
+        rest = buf[pos:]
+        self._buf = bytearray(rest)
+        # The header of a partial record is known good: wait for all of it before decoding.
+        self._need = HEADER_LEN + (check_header(rest) or 0) if len(rest) >= HEADER_LEN else 0
         self._ack_policy(now)
         return self._finish(out)
 
@@ -484,7 +496,7 @@ class RbsChannel:
             raise ValueError(f"{op.name} needs {'no ' if op is Op.DELETE else ''}value")
         out = self._fire_due(now)
         if self._stopped:
-            return out
+            return self._finish(out)
         if value is None:
             p.local.pop(key, None)
         else:
@@ -575,7 +587,7 @@ class RbsChannel:
                     queued=len(p.queue),
                     batches_sent=p.batches_sent,
                     batches_received=p.batches_received,
-                    aging=p.aging_from is not None,
+                    aging=p.aging_from is not None and bool(p.mirror),
                 )
                 for p in self._profiles.values()
             ),
@@ -623,7 +635,7 @@ class RbsChannel:
         self._last_down = f"{reason}: {detail}" if detail else reason
         for timer in (TimerName.CONNECT, TimerName.KEEPALIVE, TimerName.DEAD, TimerName.ACK):
             self._timers.stop(timer)
-        self._buf = b""
+        self._buf, self._need = bytearray(), 0
         self._peer_open = None
         for p in self._profiles.values():
             p.reset_connection()

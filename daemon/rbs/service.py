@@ -8,8 +8,9 @@ machine's next deadline and is woken early whenever an input may have moved it.
 
 Connection handling is injectable so tests and the daemon can plug their own transport:
 `open_stream(peer, port, local_ip)` makes one connect attempt (default: TCP from `local_ip`),
-and `serve(handler, host, port, task_status=...)` listens and calls `handler(stream, peer_ip)`
-for every accepted connection (default: trio's TCP listeners on (local_ip, port)). A listener
+and `serve(handler, host, port, task_status=...)` listens and runs `handler(stream, peer_ip)`
+in a task of its own for every accepted connection (default: trio's TCP listeners on
+(local_ip, port)); the handler returns when that connection is over. A listener
 accepts only `peer_ip` (anything else is closed at once and counted as "rejected-peer") and
 holds one connection at a time: a new connection from the peer replaces the old one. A close
 the machine asks for is graceful: what is queued (an ERROR record, say) is written, then the
@@ -66,7 +67,8 @@ async def serve_tcp(
     *,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on (host, port); hand each accepted stream and its peer address to `handler`."""
+    """Listen on (host, port); run `handler` with each accepted stream and its peer address
+    (trio closes the stream when the handler returns)."""
     listeners = await trio.open_tcp_listeners(port, host=host)
 
     async def accepted(stream: trio.SocketStream) -> None:
@@ -234,12 +236,12 @@ class RbsService:
 
     # ---- connections --------------------------------------------------------------------
 
-    def _adopt(self, stream: trio.abc.Stream, peer_ip: str) -> None:
-        assert self._nursery is not None
+    async def _adopt(self, stream: trio.abc.Stream, peer_ip: str) -> None:
+        """Make `stream` the connection and serve it, in the calling task, until it ends."""
         conn = _Conn(stream, peer_ip)
         self._conn = conn
-        self._nursery.start_soon(self._session, conn)
         self._input(self._channel.connected(trio.current_time()))
+        await self._session(conn)
 
     def _start_connect(self) -> None:
         assert self._nursery is not None
@@ -264,7 +266,7 @@ class RbsService:
             await trio.aclose_forcefully(stream)
             return
         self._attempt = None
-        self._adopt(stream, self._peer)
+        await self._adopt(stream, self._peer)
 
     async def _accept(self, stream: trio.abc.Stream, peer_ip: str) -> None:
         """A connection to our listener: only the configured peer, one at a time."""
@@ -281,7 +283,7 @@ class RbsService:
             old.scope.cancel()
             self._log.info("rbs connection replaced", peer=peer_ip)
             self._input(self._channel.closed("replaced", trio.current_time()))
-        self._adopt(stream, peer_ip)
+        await self._adopt(stream, peer_ip)
 
     async def _session(self, conn: _Conn) -> None:
         try:

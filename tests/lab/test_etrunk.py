@@ -84,7 +84,7 @@ def test_device_a_dies_bfd_moves_the_role(make_lab) -> None:
     for ifname in A_PORTS:
         netns.set_link(lab.ns("DeviceA"), ifname, False)
     wait_for(lambda: c_distributing(lab) == ["GigabitEthernet0/1/3"], 3, "C toward B")
-    bfd_down = wait_for(lambda: first_event(lab, "DeviceB", t0, msg="session state",
+    bfd_down = wait_for(lambda: first_event(lab, "DeviceB", t0, msg="bfd session state",
                                             new="DOWN"), 3, "BFD down on B")
     master = first_event(lab, "DeviceB", t0, msg="member role", role="master")
     assert master is not None

@@ -217,7 +217,11 @@ async def test_stop_tells_the_peer_at_once(autojump_clock: trio.testing.MockCloc
         t = trio.current_time()
         await b.service.stop()
         await trio.testing.wait_all_tasks_blocked()
-        closed = [(u, o) for u, o in a.outputs if isinstance(o, ChannelState)][-2]
+        closed = next(
+            (u, o)
+            for u, o in a.outputs
+            if isinstance(o, ChannelState) and o.state is ConnState.CLOSED
+        )
         assert closed == (t, ChannelState(ConnState.CLOSED, "peer-closed"))
         assert b.channel.state is ConnState.IDLE
         await a.service.stop()

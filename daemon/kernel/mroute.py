@@ -1,0 +1,151 @@
+"""The namespace's multicast routing socket (linux/mroute.h): VIFs, MFC entries, upcalls.
+
+One owner per namespace: MRT_INIT on a raw IGMP socket. Besides programming the kernel's
+multicast forwarding cache, this socket is how a multicast router hears IGMP: once an
+interface is a VIF (mc_forwarding on), the kernel hands every IGMP packet arriving there to
+the mroute socket, including v1/v2 reports sent to groups nobody joined. Kernel upcalls
+(IGMPMSG_NOCACHE, WRONGVIF) arrive on the same socket as a struct igmpmsg overlaying an IP
+header whose protocol byte is 0. Closing the socket flushes the VIFs and the MFC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+import trio
+
+MRT_INIT, MRT_DONE, MRT_ADD_VIF, MRT_DEL_VIF, MRT_ADD_MFC, MRT_DEL_MFC = range(200, 206)
+MRT_ASSERT = 207
+VIFF_USE_IFINDEX = 0x8
+MAXVIFS = 32
+IP_PKTINFO = 8
+IGMPMSG_NOCACHE, IGMPMSG_WRONGVIF, IGMPMSG_WHOLEPKT = 1, 2, 3
+
+# struct vifctl: vifi (u16), flags, threshold, rate_limit (u32), lcl ifindex/addr, rmt addr
+VIFCTL = struct.Struct("@HBBIi4s")
+# struct mfcctl: origin, group, parent vif (u16), ttls[MAXVIFS], pkt/byte/wrong_if counts, expire
+MFCCTL = struct.Struct(f"@4s4sH{MAXVIFS}sIIIi")
+# struct igmpmsg: 8 unused bytes, msgtype, mbz, vif, unused, src, dst
+IGMPMSG = struct.Struct("@8xBBBx4s4s")
+
+
+def vifctl(vif: int, ifindex: int, threshold: int = 1) -> bytes:
+    return VIFCTL.pack(vif, VIFF_USE_IFINDEX, threshold, 0, ifindex, b"\0" * 4)
+
+
+def mfcctl(source: IPv4Address, group: IPv4Address, parent: int, oifs: set[int]) -> bytes:
+    ttls = bytes(1 if v in oifs else 0 for v in range(MAXVIFS))
+    return MFCCTL.pack(source.packed, group.packed, parent, ttls, 0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Upcall:
+    """A kernel message: NOCACHE (no MFC entry for (S,G) arriving on `vif`), WRONGVIF..."""
+
+    kind: int
+    vif: int
+    source: IPv4Address
+    group: IPv4Address
+
+
+@dataclass(frozen=True)
+class IgmpPacket:
+    datagram: bytes  # the whole IP datagram
+    ifindex: int
+
+
+def parse_upcall(data: bytes) -> Upcall | None:
+    """An igmpmsg if `data` is one (protocol byte 0), else None."""
+    if len(data) < IGMPMSG.size or data[9] != 0:
+        return None
+    kind, _mbz, vif, src, dst = IGMPMSG.unpack_from(data)
+    return Upcall(kind, vif, IPv4Address(src), IPv4Address(dst))
+
+
+class MrouteSocket:
+    def __init__(self) -> None:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
+        raw.setsockopt(socket.IPPROTO_IP, MRT_INIT, 1)  # EADDRINUSE: another owner
+        raw.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.raw = raw
+        self.sock = trio.socket.from_stdlib_socket(raw)
+        self.vifs: dict[int, int] = {}  # ifindex -> vif
+
+    def add_vif(self, ifindex: int) -> int:
+        if ifindex in self.vifs:
+            return self.vifs[ifindex]
+        free = next(v for v in range(MAXVIFS) if v not in self.vifs.values())
+        self.raw.setsockopt(socket.IPPROTO_IP, MRT_ADD_VIF, vifctl(free, ifindex))
+        self.vifs[ifindex] = free
+        return free
+
+    def del_vif(self, ifindex: int) -> None:
+        vif = self.vifs.pop(ifindex, None)
+        if vif is not None:
+            self.raw.setsockopt(socket.IPPROTO_IP, MRT_DEL_VIF, vifctl(vif, ifindex))
+
+    def set_assert(self, on: bool) -> None:
+        """WRONGVIF upcalls for packets arriving on a VIF other than the entry's parent."""
+        self.raw.setsockopt(socket.IPPROTO_IP, MRT_ASSERT, int(on))
+
+    def add_mfc(self, source: IPv4Address, group: IPv4Address, parent: int,
+                oifs: set[int]) -> None:
+        self.raw.setsockopt(socket.IPPROTO_IP, MRT_ADD_MFC, mfcctl(source, group, parent, oifs))
+
+    def del_mfc(self, source: IPv4Address, group: IPv4Address) -> None:
+        self.raw.setsockopt(socket.IPPROTO_IP, MRT_DEL_MFC, mfcctl(source, group, 0, set()))
+
+    async def recv(self) -> IgmpPacket | Upcall:
+        """The next IGMP packet (with its arrival interface) or kernel upcall."""
+        while True:
+            data, anc, _flags, _addr = await self.sock.recvmsg(65535, 256)
+            up = parse_upcall(data)
+            if up is not None:
+                return up
+            ifindex = 0
+            for level, kind, value in anc:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                    ifindex = struct.unpack_from("@i", value)[0]
+            return IgmpPacket(data, ifindex)
+
+    def close(self) -> None:
+        """MRT_DONE and close: the kernel drops every VIF and MFC entry we installed."""
+        with contextlib.suppress(OSError):
+            self.raw.setsockopt(socket.IPPROTO_IP, MRT_DONE, 1)
+        self.sock.close()
+
+
+class IgmpSender:
+    """Queries out of one interface: TTL 1, Router Alert, CS6, from its primary address."""
+
+    ROUTER_ALERT = b"\x94\x04\x00\x00"
+
+    def __init__(self, ifname: str, address: str) -> None:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xC0)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, self.ROUTER_ALERT)
+        # receive nothing on this socket: it is for sending only
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+        self.ifname = ifname
+        self.sock = trio.socket.from_stdlib_socket(raw)
+        self.raw = raw
+
+    def join(self, group: str, ifindex: int) -> None:
+        """Join a link-local group (224.0.0.22, 224.0.0.2) so its reports are delivered."""
+        mreqn = struct.pack("@4s4si", socket.inet_aton(group), b"\0" * 4, ifindex)
+        self.raw.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+
+    async def send(self, dst: str, payload: bytes) -> None:
+        await self.sock.sendto(payload, (dst, 0))
+
+    def close(self) -> None:
+        self.sock.close()
