@@ -57,6 +57,11 @@ def remote(lab, node: str) -> set[str]:
     return {g["group"] for g in out["remote_backup"]}
 
 
+def reports(lab, node: str) -> int:
+    counters = display(lab, node, "display igmp interface")[0]["counters"]
+    return sum(counters[f"v{v}_reports_received"] for v in (1, 2, 3))
+
+
 def test_groups_sync_leave_restart_and_switchover(make_lab) -> None:
     lab = make_lab("tigmp")
     wait_for(lambda: display(lab, "DeviceB", "display remote-backup-service")[0]["tcp_state"]
@@ -78,11 +83,16 @@ def test_groups_sync_leave_restart_and_switchover(make_lab) -> None:
 
     # pull A-C: DeviceB serves the groups at once, queries, the Receiver answers
     assert labctl(["link", "down", "DeviceA", "GE0/1/2", "--name", lab.name]) == 0
-    wait_for(lambda: local(lab, "DeviceB") == groups(1000), 10, "B serves the 1000 groups")
-    itf = display(lab, "DeviceB", "display igmp interface")[0]
-    wait_for(lambda: display(lab, "DeviceB", "display igmp interface")[0]["counters"]
-             ["reports_received"] > itf["counters"]["reports_received"], 15,
-             "the Receiver answers DeviceB's query")
+    try:
+        wait_for(lambda: local(lab, "DeviceB") == groups(1000), 10, "B serves the 1000 groups")
+    except AssertionError:
+        got = local(lab, "DeviceB")
+        raise AssertionError(f"B serves {len(got)} groups, missing {sorted(groups(1000) - got)[:5]}"
+                             f", extra {sorted(got - groups(1000))[:5]}; member "
+                             f"{display(lab, 'DeviceB', 'display e-trunk 1')[0]['members']}"
+                             ) from None
+    before = reports(lab, "DeviceB")
+    wait_for(lambda: reports(lab, "DeviceB") > before, 15, "the Receiver answers B's query")
     assert local(lab, "DeviceB") == groups(1000)  # nothing lost
     joiner.leave()
 
