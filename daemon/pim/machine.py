@@ -1,0 +1,1184 @@
+"""PIM-SM with a static RP (RFC 7761): neighbors, DR election and (*,G) state, without I/O.
+
+One `PimRouter` is one device's PIM: every `pim sm` interface, its neighbors (4.3), the
+downstream (*,G) state per interface (4.5.2) and the upstream (*,G) state toward the RP
+(4.5.7). Every input takes `now` (monotonic seconds) and returns the outputs it caused:
+`SendPim` (a PIM payload for the kernel side to send), `OifsChanged` (the outgoing interfaces
+the MFC should use for every (S,G) of a group), `NeighborChanged` and `DrChanged`. Every timer
+is an absolute deadline in one heap with lazy deletion, so a thousand groups cost O(log n)
+per timer and nothing per idle tick.
+
+How an input is processed: due timers fire first; the input then changes neighbor,
+downstream and membership state and marks the groups it touched; `_settle` recomputes the
+touched groups' outgoing interfaces and JoinDesired(*,G), runs the upstream transitions,
+and finally sends every queued Join/Prune packed per (interface, upstream neighbor), many
+groups to a message, split to stay within 1400 octets.
+
+Choices the RFC leaves open, or where this differs from it on purpose:
+- Join Timers are aligned to one refresh phase: a newly joined group sends its Join at once
+  and then refreshes with the groups already joined (so its first refresh may come early,
+  never late; the holdtime is 3.5 periods). A thousand groups refresh in 15 messages per
+  period instead of a thousand single-group ones.
+- An upstream neighbor that restarts (new Generation ID) or appears (first Hello from
+  RPF'(*,G)) gets every Join again at once, preceded by a Hello, instead of within a random
+  t_override (4.5.7): a restarted RP regains the tree in milliseconds. Likewise a new
+  neighbor's triggered Hello waits rand(0, Triggered_Hello_Delay), except where a Join/Prune
+  is about to go out: 4.3.1 wants a Hello first, and it goes out at once.
+- On a LAN the upstream machine implements "see Join/Prune to RPF'(*,G)": a Join from
+  another router suppresses ours (Join Timer raised to t_joinsuppress), a Prune makes us
+  override (Join Timer lowered to t_override); we never set the T bit, so suppression is on.
+  An upstream router whose Prune-Pending timer ends on a LAN sends a PruneEcho. On the
+  lab's point-to-point links none of this happens: a Prune removes the interface at once.
+- Join/Prune messages from routers we have no Hello from are dropped ("not-neighbor"), as
+  common implementations do; 4.3.1's Hello-before-Join/Prune rule means a compliant
+  neighbor is always known first.
+- Groups outside the ASM range (224.0.0.0/24 link-local, 232/8 SSM) get no (*,G) state:
+  received (*,G) entries for them are dropped ("bad-group", "ssm-group") and memberships
+  for them are ignored. (S,G) and (S,G,rpt) entries are counted ("unsupported-sg") and
+  ignored.
+- `shutdown()` prunes every joined group before the goodbye Hellos (holdtime 0), so the
+  upstream stops forwarding at once rather than after the Join holdtime.
+- Neighbor loss does not remove downstream state (the RFC keys it to the interface and the
+  Expiry Timer), and the outgoing interfaces include the RPF interface if a Join arrived on
+  it: the MFC side leaves out each (S,G)'s incoming interface.
+
+`backup_members` is the `peer-backup hot` behaviour of VRP's dual-device IGMP hot backup:
+the backup device holds the master's groups (synced over RBS), joins toward the RP for them
+and lists the E-Trunk interface among the outgoing interfaces although it is not the DR there
+and the interface is down, so traffic already arrives and leaves the moment it becomes
+master. RFC 7761's pim_include(*,G) (4.1.6) would count local members only where we are DR.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+import socket
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import TypeAlias, TypeVar
+
+from daemon.pim.codec import (
+    ALL_PIM_ROUTERS,
+    HOLDTIME_FOREVER,
+    MAX_JP_PAYLOAD,
+    GroupEntry,
+    Hello,
+    JoinPrune,
+    LanPruneDelay,
+    Message,
+    Source,
+    Unsupported,
+    encode,
+    split_join_prune,
+)
+
+TRIGGERED_HELLO_DELAY = 5.0  # RFC 7761 4.11
+DEFAULT_HELLO_HOLDTIME = 105  # for a Hello without the Holdtime option
+PROPAGATION_DELAY_DEFAULT = 0.5
+OVERRIDE_INTERVAL_DEFAULT = 2.5
+
+
+class IfState(IntEnum):
+    DOWN = 1
+    UP = 2
+
+
+class DownstreamState(IntEnum):
+    """RFC 7761 4.5.2: per (*,G) and interface; NO_INFO is not stored."""
+
+    NO_INFO = 1
+    JOIN = 2
+    PRUNE_PENDING = 3
+
+
+class UpstreamState(IntEnum):
+    """RFC 7761 4.5.7: per (*,G)."""
+
+    NOT_JOINED = 1
+    JOINED = 2
+
+
+_D, _U = DownstreamState, UpstreamState
+TRANSITIONS: Mapping[type[IntEnum], Mapping[IntEnum, frozenset[IntEnum]]] = {
+    IfState: {
+        IfState.DOWN: frozenset({IfState.UP}),
+        IfState.UP: frozenset({IfState.DOWN}),
+    },
+    DownstreamState: {
+        _D.NO_INFO: frozenset({_D.JOIN}),
+        # JOIN is re-entered on every Join (the Expiry Timer is raised).
+        _D.JOIN: frozenset({_D.JOIN, _D.PRUNE_PENDING, _D.NO_INFO}),
+        _D.PRUNE_PENDING: frozenset({_D.JOIN, _D.NO_INFO}),
+    },
+    UpstreamState: {
+        _U.NOT_JOINED: frozenset({_U.JOINED}),
+        _U.JOINED: frozenset({_U.NOT_JOINED}),
+    },
+}
+
+_S = TypeVar("_S", bound=IntEnum)
+
+
+class IllegalTransition(RuntimeError):
+    """A transition the state diagram does not have: a bug, never input."""
+
+
+def check_transition(old: _S, new: _S) -> _S:
+    if new not in TRANSITIONS[type(old)][old]:
+        raise IllegalTransition(f"{type(old).__name__}: {old.name} -> {new.name}")
+    return new
+
+
+class TimerName(StrEnum):
+    HELLO = "hello"  # periodic Hello Timer
+    TRIGGERED_HELLO = "triggered_hello"  # one extra Hello for a new or restarted neighbor
+    NEIGHBOR = "neighbor"  # Neighbor Liveness Timer
+    EXPIRY = "expiry"  # downstream (*,G) Expiry Timer
+    PRUNE_PENDING = "prune_pending"  # downstream (*,G) Prune-Pending Timer
+    JOIN = "join"  # upstream (*,G) Join Timer
+
+
+class MemberKind(StrEnum):
+    LOCAL = "local"  # IGMP members, effective where we are DR
+    BACKUP = "backup"  # held for the peer device (peer-backup hot), effective everywhere
+
+
+def _ip_key(addr: str) -> int:
+    return int.from_bytes(socket.inet_aton(addr), "big")
+
+
+def _check_addr(name: str, value: str) -> None:
+    try:
+        socket.inet_pton(socket.AF_INET, value)
+    except (OSError, TypeError):
+        raise ValueError(f"{name}: not a dotted-quad IPv4 address: {value!r}") from None
+
+
+def is_asm_group(group: str) -> bool:
+    """A group (*,G) state may exist for: 224/4 less 224.0.0.0/24 and the SSM range 232/8."""
+    key = _ip_key(group)
+    return key >> 28 == 0xE and key >> 8 != 0xE00000 and key >> 24 != 232
+
+
+# ---- configuration -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PimInterfaceConfig:
+    """One `pim sm` interface; times in seconds, defaults are RFC 7761's (and VRP's)."""
+
+    ifname: str
+    address: str
+    dr_priority: int = 1
+    hello_period: float = 30.0
+    hello_holdtime: float = 105.0
+    jp_period: float = 60.0
+    jp_holdtime: float = 210.0
+    propagation_delay: float = 0.5
+    override_interval: float = 2.5
+
+    def __post_init__(self) -> None:
+        _check_addr("address", self.address)
+        if not 0 <= self.dr_priority <= 0xFFFFFFFF:
+            raise ValueError(f"dr_priority out of range: {self.dr_priority}")
+        for name in ("hello_period", "jp_period"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive: {getattr(self, name)}")
+        for name in ("hello_holdtime", "jp_holdtime"):
+            if not 1 <= round(getattr(self, name)) <= HOLDTIME_FOREVER:
+                raise ValueError(f"{name} must be 1..65535 s: {getattr(self, name)}")
+        if not 0 <= round(self.propagation_delay * 1000) <= 0x7FFF:
+            raise ValueError(f"propagation_delay must be 0..32.767 s: {self.propagation_delay}")
+        if not 0 <= round(self.override_interval * 1000) <= 0xFFFF:
+            raise ValueError(f"override_interval must be 0..65.535 s: {self.override_interval}")
+
+
+@dataclass(frozen=True)
+class PimConfig:
+    """The device's PIM: its router ID, the static RP (None: none configured), interfaces."""
+
+    router_id: str
+    rp: str | None
+    interfaces: tuple[PimInterfaceConfig, ...]
+
+    def __post_init__(self) -> None:
+        _check_addr("router_id", self.router_id)
+        if self.rp is not None:
+            _check_addr("rp", self.rp)
+        names = [i.ifname for i in self.interfaces]
+        if len(set(names)) != len(names):
+            raise ValueError(f"interface listed twice: {names}")
+        addrs = [i.address for i in self.interfaces]
+        if len(set(addrs)) != len(addrs):
+            raise ValueError(f"address used twice: {addrs}")
+
+
+# ---- inputs and outputs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A local (IGMP) or backup member of `group` on `ifname` appeared or went away."""
+
+    kind: MemberKind
+    group: str
+    ifname: str
+    present: bool
+
+    def __post_init__(self) -> None:
+        MemberKind(self.kind)
+        _check_addr("group", self.group)
+
+
+@dataclass(frozen=True)
+class SendPim:
+    """Send PIM `payload` on `ifname` to `dst` (TTL 1, our interface address as source)."""
+
+    ifname: str
+    dst: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class OifsChanged:
+    """The outgoing interfaces for every (S,G) of `group` (empty: the group has no state)."""
+
+    group: str
+    oifs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class NeighborChanged:
+    """reason: hello (new), restart (new Generation ID), goodbye, expired, interface-down,
+    shutdown."""
+
+    ifname: str
+    neighbor: str
+    up: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class DrChanged:
+    ifname: str
+    dr: str | None  # None while the interface is down
+
+
+Output: TypeAlias = SendPim | OifsChanged | NeighborChanged | DrChanged
+
+
+# ---- snapshots ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PimCounters:
+    hellos_sent: int = 0
+    hellos_received: int = 0
+    jp_messages_sent: int = 0
+    jp_messages_received: int = 0
+    joins_sent: int = 0  # (*,G) entries
+    joins_received: int = 0  # (*,G) entries addressed to us and accepted
+    prunes_sent: int = 0
+    prunes_received: int = 0
+
+
+@dataclass(frozen=True)
+class NeighborSnapshot:
+    interface: str
+    address: str
+    uptime: float
+    expires: float | None  # seconds left; None: holdtime 0xffff (never)
+    holdtime: int
+    dr_priority: int | None  # None: the neighbor sends no DR Priority option
+    generation_id: int | None
+    lan_prune_delay: LanPruneDelay | None
+    secondary_addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InterfaceSnapshot:
+    ifname: str
+    address: str
+    up: bool
+    dr: str | None
+    is_dr: bool
+    dr_priority: int
+    generation_id: int | None
+    hello_period: float
+    hello_holdtime: float
+    next_hello: float | None  # seconds left
+    jp_period: float
+    jp_holdtime: float
+    jp_override_interval: float  # effective, for the Prune-Pending Timer on a LAN
+    neighbor_count: int
+    counters: PimCounters
+    dropped: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class DownstreamSnapshot:
+    """One outgoing interface of a (*,G) entry and why it is one."""
+
+    interface: str
+    protocol: str  # "pim-sm" (Join state), "igmp" (local members, we are DR), "backup"
+    state: DownstreamState  # NO_INFO when only members put it there
+    uptime: float  # in the outgoing interfaces for this long
+    expires: float | None  # the Expiry Timer; None: none running (members, or holdtime 0xffff)
+    prune_pending_expires: float | None
+
+
+@dataclass(frozen=True)
+class StarGSnapshot:
+    group: str
+    rp: str | None
+    rp_is_local: bool
+    upstream_state: UpstreamState
+    rpf_interface: str | None
+    rpf_neighbor: str | None
+    rpf_prime_neighbor: str | None  # RPF'(*,G): the neighbor our Joins name
+    uptime: float
+    join_timer: float | None  # seconds to the next periodic Join
+    downstream: tuple[DownstreamSnapshot, ...]
+    local_members: tuple[str, ...]  # interfaces with IGMP members (effective where DR)
+    backup_members: tuple[str, ...]
+
+    @property
+    def oifs(self) -> frozenset[str]:
+        return frozenset(d.interface for d in self.downstream)
+
+
+@dataclass(frozen=True)
+class PimSnapshot:
+    router_id: str
+    rp: str | None
+    is_rp: bool
+    rpf_interface: str | None
+    rpf_neighbor: str | None
+    interfaces: tuple[InterfaceSnapshot, ...]
+    neighbors: tuple[NeighborSnapshot, ...]
+    groups: tuple[StarGSnapshot, ...]
+    dropped: Mapping[str, int]  # not attributable to an interface (unknown interface)
+
+
+# ---- timers ------------------------------------------------------------------------------
+
+_Key: TypeAlias = tuple[TimerName, str, str]  # (timer, interface, group or neighbor)
+
+
+class _Timers:
+    """Every pending timer as an absolute deadline: a dict for lookup, a heap for order.
+
+    Restarting or stopping a timer only touches the dict; heap entries that no longer match
+    are skipped when they reach the top, and the heap is rebuilt when mostly stale.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[_Key, tuple[float, int]] = {}
+        self._heap: list[tuple[float, int, _Key]] = []
+        self._seq = itertools.count()
+
+    def start(self, key: _Key, deadline: float) -> None:
+        seq = next(self._seq)
+        self._due[key] = (deadline, seq)
+        heapq.heappush(self._heap, (deadline, seq, key))
+        if len(self._heap) > 2 * len(self._due) + 64:
+            self._heap = [(d, s, k) for k, (d, s) in self._due.items()]
+            heapq.heapify(self._heap)
+
+    def stop(self, key: _Key) -> None:
+        self._due.pop(key, None)
+
+    def deadline(self, key: _Key) -> float | None:
+        entry = self._due.get(key)
+        return None if entry is None else entry[0]
+
+    def clear(self) -> None:
+        self._due.clear()
+        self._heap.clear()
+
+    def _drop_stale(self) -> None:
+        heap, due = self._heap, self._due
+        while heap:
+            _, seq, key = heap[0]
+            entry = due.get(key)
+            if entry is not None and entry[1] == seq:
+                return
+            heapq.heappop(heap)
+
+    def next_deadline(self) -> float | None:
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> tuple[_Key, float] | None:
+        """Remove and return the earliest timer with deadline <= now, if any."""
+        self._drop_stale()
+        if not self._heap or self._heap[0][0] > now:
+            return None
+        deadline, _, key = heapq.heappop(self._heap)
+        del self._due[key]
+        return key, deadline
+
+
+# ---- internal state ----------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _Neighbor:
+    address: str
+    since: float
+    holdtime: int = DEFAULT_HELLO_HOLDTIME
+    dr_priority: int | None = None
+    generation_id: int | None = None
+    lan_prune_delay: LanPruneDelay | None = None
+    secondary: tuple[str, ...] = ()
+
+
+@dataclass(eq=False, slots=True)
+class _Interface:
+    config: PimInterfaceConfig
+    state: IfState = IfState.DOWN
+    generation_id: int | None = None
+    dr: str | None = None
+    hello_sent: bool = False  # a Hello went out since the interface came up
+    neighbors: dict[str, _Neighbor] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    drops: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def name(self) -> str:
+        return self.config.ifname
+
+    @property
+    def is_dr(self) -> bool:
+        return self.dr is not None and self.dr == self.config.address
+
+
+@dataclass(eq=False, slots=True)
+class _StarG:
+    group: str
+    created: float
+    upstream: UpstreamState = UpstreamState.NOT_JOINED
+    downstream: dict[str, DownstreamState] = field(default_factory=dict)  # JOIN / PRUNE_PENDING
+    local: set[str] = field(default_factory=set)
+    backup: set[str] = field(default_factory=set)
+    oifs: frozenset[str] = frozenset()  # as last reported in OifsChanged
+    oif_since: dict[str, float] = field(default_factory=dict)
+
+
+_Target: TypeAlias = tuple[str, str]  # (interface, upstream neighbor address)
+
+
+class PimRouter:
+    """PIM-SM neighbors and (*,G) state of one device."""
+
+    def __init__(
+        self,
+        config: PimConfig,
+        local_addresses: frozenset[str] = frozenset(),
+        rng: random.Random | None = None,
+    ) -> None:
+        for a in local_addresses:
+            _check_addr("local address", a)
+        self.config = config
+        self._rng = rng if rng is not None else random.Random()
+        self._local = frozenset(local_addresses) | {i.address for i in config.interfaces}
+        self._is_rp = config.rp is not None and config.rp in self._local
+        self._ifs = {c.ifname: _Interface(c) for c in config.interfaces}
+        self._timers = _Timers()
+        self._groups: dict[str, _StarG] = {}
+        self._dirty: set[str] = set()
+        self._jp: dict[_Target, dict[str, bool]] = {}  # queued: group -> join (True) / prune
+        self._need_hello: set[str] = set()  # interfaces whose next Join/Prune a Hello precedes
+        self._rpf_if: str | None = None
+        self._rpf_nbr: str | None = None
+        self._anchor: float | None = None  # the Join refresh phase
+        self._stopped = False
+        self._drops: Counter[str] = Counter()
+
+    # ---- inputs -------------------------------------------------------------------------
+
+    def interface_up(self, ifname: str, now: float) -> list[Output]:
+        """The interface is up: new Generation ID, first Hello within Triggered_Hello_Delay."""
+        itf = self._itf(ifname)
+        if self._stopped or itf.state is IfState.UP:
+            return []
+        out = self._fire_due(now)
+        itf.state = check_transition(itf.state, IfState.UP)
+        itf.generation_id = self._rng.getrandbits(32)
+        itf.hello_sent = False
+        delay = self._rng.uniform(0.0, TRIGGERED_HELLO_DELAY)
+        self._timers.start((TimerName.HELLO, ifname, ""), now + delay)
+        self._update_dr(itf, out)
+        if ifname == self._rpf_if:
+            self._rejoin(now)  # the upstream may have lost our state while we were away
+        return out + self._settle(now)
+
+    def interface_down(self, ifname: str, now: float) -> list[Output]:
+        """The interface is down: its neighbors and downstream (*,G) state go."""
+        itf = self._itf(ifname)
+        if self._stopped or itf.state is IfState.DOWN:
+            return []
+        out = self._fire_due(now)
+        self._take_down(itf, "interface-down", out)
+        return out + self._settle(now)
+
+    def packet_received(self, ifname: str, src: str, msg: Message, now: float) -> list[Output]:
+        """A decoded PIM message from `src` arrived on `ifname`."""
+        itf = self._ifs.get(ifname)
+        if itf is None:
+            self._drops["unknown-interface"] += 1
+            return []
+        if self._stopped:
+            return []
+        if itf.state is IfState.DOWN:
+            itf.drops["down"] += 1
+            return []
+        out = self._fire_due(now)
+        if src in self._local:
+            itf.drops["own-packet"] += 1
+        else:
+            match msg:
+                case Hello():
+                    self._on_hello(itf, src, msg, now, out)
+                case JoinPrune():
+                    self._on_join_prune(itf, src, msg, now)
+                case Unsupported():
+                    itf.drops["unsupported-type"] += 1
+        return out + self._settle(now)
+
+    def local_members(self, group: str, ifname: str, present: bool, now: float) -> list[Output]:
+        """IGMP members of `group` on `ifname` appeared / left (counted where we are DR)."""
+        return self.update_members([Membership(MemberKind.LOCAL, group, ifname, present)], now)
+
+    def backup_members(self, group: str, ifname: str, present: bool, now: float) -> list[Output]:
+        """`group` is held / no longer held on `ifname` for the peer device (peer-backup hot):
+        join upstream for it and list `ifname`, DR or not, up or not."""
+        return self.update_members([Membership(MemberKind.BACKUP, group, ifname, present)], now)
+
+    def update_members(self, changes: Iterable[Membership], now: float) -> list[Output]:
+        """Many membership changes at once: their Joins and Prunes share messages."""
+        changes = list(changes)
+        for c in changes:
+            self._itf(c.ifname)
+        if self._stopped:
+            return []
+        out = self._fire_due(now)
+        for c in changes:
+            if not is_asm_group(c.group):
+                continue
+            g = self._groups.get(c.group)
+            if g is None:
+                if not c.present:
+                    continue
+                g = self._groups[c.group] = _StarG(c.group, now)
+            members = g.local if c.kind is MemberKind.LOCAL else g.backup
+            if c.present:
+                members.add(c.ifname)
+            else:
+                members.discard(c.ifname)
+            self._dirty.add(c.group)
+        return out + self._settle(now)
+
+    def rpf_changed(self, interface: str | None, neighbor: str | None, now: float) -> list[Output]:
+        """The route toward the RP changed: Joins go to the new neighbor, Prunes to the old."""
+        if interface is not None:
+            self._itf(interface)
+        if neighbor is not None:
+            _check_addr("neighbor", neighbor)
+        if self._stopped:
+            return []
+        out = self._fire_due(now)
+        old = self._rpf_target()
+        self._rpf_if, self._rpf_nbr = interface, neighbor
+        new = self._rpf_target()
+        if old != new and not self._is_rp:
+            self._anchor = None
+            joined = [g.group for g in self._groups.values() if g.upstream is UpstreamState.JOINED]
+            for target, join in ((new, True), (old, False)):
+                if target is not None and joined:
+                    queue = self._jp.setdefault(target, {})
+                    for name in joined:
+                        queue[name] = join
+            for name in joined:
+                self._restart_join_timer(name, now)
+        return out + self._settle(now)
+
+    def tick(self, now: float) -> list[Output]:
+        """Fire every timer whose deadline is <= now."""
+        if self._stopped:
+            return []
+        out = self._fire_due(now)
+        return out + self._settle(now)
+
+    def shutdown(self, now: float) -> list[Output]:
+        """Stop: Prune every joined group, send goodbye Hellos (holdtime 0), drop all state."""
+        if self._stopped:
+            return []
+        out = self._fire_due(now)
+        target = self._rpf_target()
+        for g in self._groups.values():
+            if g.upstream is UpstreamState.JOINED:
+                g.upstream = check_transition(g.upstream, UpstreamState.NOT_JOINED)
+                self._timers.stop((TimerName.JOIN, "", g.group))
+                if target is not None:
+                    self._jp.setdefault(target, {})[g.group] = False
+        out += self._flush(now)
+        up = [itf for itf in self._ifs.values() if itf.state is IfState.UP]
+        out += [self._hello(itf, holdtime=0) for itf in up]
+        for itf in up:
+            self._take_down(itf, "shutdown", out)
+        for g in self._groups.values():
+            g.local.clear()
+            g.backup.clear()
+            self._dirty.add(g.group)
+        out += self._settle(now)
+        self._timers.clear()
+        self._stopped = True
+        return out
+
+    def count_drop(self, ifname: str, reason: str) -> None:
+        """Count a message that did not decode (DecodeError.reason)."""
+        itf = self._ifs.get(ifname)
+        (itf.drops if itf is not None else self._drops)[reason] += 1
+
+    # ---- queries ------------------------------------------------------------------------
+
+    @property
+    def is_rp(self) -> bool:
+        return self._is_rp
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def next_deadline(self) -> float | None:
+        return None if self._stopped else self._timers.next_deadline()
+
+    def oifs(self, group: str) -> frozenset[str]:
+        g = self._groups.get(group)
+        return frozenset() if g is None else g.oifs
+
+    def groups(self) -> list[str]:
+        return sorted(self._groups, key=_ip_key)
+
+    def dr(self, ifname: str) -> str | None:
+        return self._itf(ifname).dr
+
+    def snapshot(self, now: float) -> PimSnapshot:
+        neighbors = [
+            self._neighbor_snapshot(itf, n, now)
+            for itf in self._ifs.values()
+            for n in sorted(itf.neighbors.values(), key=lambda n: _ip_key(n.address))
+        ]
+        target = self._rpf_target()
+        groups = [self._group_snapshot(self._groups[g], target, now) for g in self.groups()]
+        return PimSnapshot(
+            router_id=self.config.router_id,
+            rp=self.config.rp,
+            is_rp=self._is_rp,
+            rpf_interface=self._rpf_if,
+            rpf_neighbor=self._rpf_nbr,
+            interfaces=tuple(self._interface_snapshot(itf, now) for itf in self._ifs.values()),
+            neighbors=tuple(neighbors),
+            groups=tuple(groups),
+            dropped=dict(sorted(self._drops.items())),
+        )
+
+    def _left(self, key: _Key, now: float) -> float | None:
+        d = self._timers.deadline(key)
+        return None if d is None else max(0.0, d - now)
+
+    def _neighbor_snapshot(self, itf: _Interface, n: _Neighbor, now: float) -> NeighborSnapshot:
+        return NeighborSnapshot(
+            interface=itf.name,
+            address=n.address,
+            uptime=now - n.since,
+            expires=self._left((TimerName.NEIGHBOR, itf.name, n.address), now),
+            holdtime=n.holdtime,
+            dr_priority=n.dr_priority,
+            generation_id=n.generation_id,
+            lan_prune_delay=n.lan_prune_delay,
+            secondary_addresses=n.secondary,
+        )
+
+    def _interface_snapshot(self, itf: _Interface, now: float) -> InterfaceSnapshot:
+        c, cnt = itf.config, itf.counts
+        return InterfaceSnapshot(
+            ifname=c.ifname,
+            address=c.address,
+            up=itf.state is IfState.UP,
+            dr=itf.dr,
+            is_dr=itf.is_dr,
+            dr_priority=c.dr_priority,
+            generation_id=itf.generation_id,
+            hello_period=c.hello_period,
+            hello_holdtime=c.hello_holdtime,
+            next_hello=self._left((TimerName.HELLO, c.ifname, ""), now),
+            jp_period=c.jp_period,
+            jp_holdtime=c.jp_holdtime,
+            jp_override_interval=self._jp_override_interval(itf),
+            neighbor_count=len(itf.neighbors),
+            counters=PimCounters(
+                hellos_sent=cnt["hellos-sent"],
+                hellos_received=cnt["hellos-received"],
+                jp_messages_sent=cnt["jp-sent"],
+                jp_messages_received=cnt["jp-received"],
+                joins_sent=cnt["joins-sent"],
+                joins_received=cnt["joins-received"],
+                prunes_sent=cnt["prunes-sent"],
+                prunes_received=cnt["prunes-received"],
+            ),
+            dropped=dict(sorted(itf.drops.items())),
+        )
+
+    def _group_snapshot(self, g: _StarG, target: _Target | None, now: float) -> StarGSnapshot:
+        downstream = []
+        for ifname in sorted(g.oifs):
+            state = g.downstream.get(ifname, DownstreamState.NO_INFO)
+            if state is not DownstreamState.NO_INFO:
+                protocol = "pim-sm"
+            elif ifname in g.local and self._ifs[ifname].is_dr:
+                protocol = "igmp"
+            else:
+                protocol = "backup"
+            downstream.append(
+                DownstreamSnapshot(
+                    interface=ifname,
+                    protocol=protocol,
+                    state=state,
+                    uptime=now - g.oif_since.get(ifname, now),
+                    expires=self._left((TimerName.EXPIRY, ifname, g.group), now),
+                    prune_pending_expires=self._left(
+                        (TimerName.PRUNE_PENDING, ifname, g.group), now
+                    ),
+                )
+            )
+        upstream = not self._is_rp
+        return StarGSnapshot(
+            group=g.group,
+            rp=self.config.rp,
+            rp_is_local=self._is_rp,
+            upstream_state=g.upstream,
+            rpf_interface=self._rpf_if if upstream else None,
+            rpf_neighbor=self._rpf_nbr if upstream else None,
+            rpf_prime_neighbor=target[1] if upstream and target is not None else None,
+            uptime=now - g.created,
+            join_timer=self._left((TimerName.JOIN, "", g.group), now),
+            downstream=tuple(downstream),
+            local_members=tuple(sorted(g.local)),
+            backup_members=tuple(sorted(g.backup)),
+        )
+
+    # ---- interfaces, Hellos and neighbors (RFC 7761 4.3) --------------------------------
+
+    def _itf(self, ifname: str) -> _Interface:
+        itf = self._ifs.get(ifname)
+        if itf is None:
+            raise ValueError(f"not a PIM interface: {ifname!r}")
+        return itf
+
+    def _take_down(self, itf: _Interface, reason: str, out: list[Output]) -> None:
+        for n in list(itf.neighbors.values()):
+            self._remove_neighbor(itf, n, reason, out)
+        itf.state = check_transition(itf.state, IfState.DOWN)
+        itf.generation_id = None
+        itf.hello_sent = False
+        self._timers.stop((TimerName.HELLO, itf.name, ""))
+        self._timers.stop((TimerName.TRIGGERED_HELLO, itf.name, ""))
+        self._update_dr(itf, out)
+        for g in self._groups.values():
+            if itf.name in g.downstream:
+                self._downstream_no_info(g, itf.name)
+
+    def _hello(self, itf: _Interface, holdtime: int | None = None) -> SendPim:
+        c = itf.config
+        hello = Hello(
+            holdtime=round(c.hello_holdtime) if holdtime is None else holdtime,
+            lan_prune_delay=LanPruneDelay(
+                round(c.propagation_delay * 1000), round(c.override_interval * 1000)
+            ),
+            dr_priority=c.dr_priority,
+            generation_id=itf.generation_id,
+        )
+        itf.counts["hellos-sent"] += 1
+        itf.hello_sent = True
+        self._timers.stop((TimerName.TRIGGERED_HELLO, itf.name, ""))
+        return SendPim(itf.name, ALL_PIM_ROUTERS, encode(hello))
+
+    def _trigger_hello(self, itf: _Interface, now: float) -> None:
+        """A Hello within rand(0, Triggered_Hello_Delay); the periodic one keeps its phase."""
+        key = (TimerName.TRIGGERED_HELLO, itf.name, "")
+        at = now + self._rng.uniform(0.0, TRIGGERED_HELLO_DELAY)
+        current = self._timers.deadline(key)
+        if current is None or at < current:
+            self._timers.start(key, at)
+
+    def _on_hello_timer(self, itf: _Interface, deadline: float, now: float) -> SendPim:
+        period = itf.config.hello_period
+        nxt = deadline + period
+        while nxt <= now:  # woken late: skip missed slots, keep the phase
+            nxt += period
+        self._timers.start((TimerName.HELLO, itf.name, ""), nxt)
+        return self._hello(itf)
+
+    def _on_hello(
+        self, itf: _Interface, src: str, hello: Hello, now: float, out: list[Output]
+    ) -> None:
+        itf.counts["hellos-received"] += 1
+        holdtime = DEFAULT_HELLO_HOLDTIME if hello.holdtime is None else hello.holdtime
+        n = itf.neighbors.get(src)
+        if holdtime == 0:  # goodbye
+            if n is not None:
+                self._remove_neighbor(itf, n, "goodbye", out)
+                self._update_dr(itf, out)
+            return
+        fresh = False
+        if n is None:
+            n = itf.neighbors[src] = _Neighbor(src, now)
+            out.append(NeighborChanged(itf.name, src, True, "hello"))
+            fresh = True
+        elif (
+            hello.generation_id is not None
+            and n.generation_id is not None
+            and hello.generation_id != n.generation_id
+        ):
+            n.since = now
+            out.append(NeighborChanged(itf.name, src, True, "restart"))
+            fresh = True
+        n.holdtime = holdtime
+        n.dr_priority = hello.dr_priority
+        n.generation_id = hello.generation_id
+        n.lan_prune_delay = hello.lan_prune_delay
+        n.secondary = hello.addresses
+        key = (TimerName.NEIGHBOR, itf.name, src)
+        if holdtime == HOLDTIME_FOREVER:
+            self._timers.stop(key)
+        else:
+            self._timers.start(key, now + holdtime)
+        self._update_dr(itf, out)
+        if fresh:
+            self._trigger_hello(itf, now)
+            if self._is_rpf_neighbor(itf, n):
+                self._need_hello.add(itf.name)
+                self._rejoin(now)
+
+    def _remove_neighbor(self, itf: _Interface, n: _Neighbor, reason: str, out: list[Output]) -> None:
+        del itf.neighbors[n.address]
+        self._timers.stop((TimerName.NEIGHBOR, itf.name, n.address))
+        out.append(NeighborChanged(itf.name, n.address, False, reason))
+
+    def _elect_dr(self, itf: _Interface) -> str | None:
+        """RFC 7761 4.3.2: highest DR priority, then highest address; addresses only when a
+        neighbor does not send the DR Priority option."""
+        if itf.state is IfState.DOWN:
+            return None
+        by_priority = all(n.dr_priority is not None for n in itf.neighbors.values())
+        candidates = [(itf.config.dr_priority, itf.config.address)]
+        candidates += [(n.dr_priority or 0, n.address) for n in itf.neighbors.values()]
+        if by_priority:
+            return max(candidates, key=lambda c: (c[0], _ip_key(c[1])))[1]
+        return max(candidates, key=lambda c: _ip_key(c[1]))[1]
+
+    def _update_dr(self, itf: _Interface, out: list[Output]) -> None:
+        dr = self._elect_dr(itf)
+        if dr == itf.dr:
+            return
+        itf.dr = dr
+        out.append(DrChanged(itf.name, dr))
+        for g in self._groups.values():
+            if itf.name in g.local:
+                self._dirty.add(g.group)
+
+    def _effective_delays(self, itf: _Interface) -> tuple[float, float]:
+        """RFC 7761 4.3.3: Effective_Propagation_Delay(I), Effective_Override_Interval(I)."""
+        lpds = [n.lan_prune_delay for n in itf.neighbors.values()]
+        if any(lpd is None for lpd in lpds):
+            return PROPAGATION_DELAY_DEFAULT, OVERRIDE_INTERVAL_DEFAULT
+        delay, override = itf.config.propagation_delay, itf.config.override_interval
+        for lpd in lpds:
+            assert lpd is not None
+            delay = max(delay, lpd.propagation_delay_ms / 1000)
+            override = max(override, lpd.override_interval_ms / 1000)
+        return delay, override
+
+    def _jp_override_interval(self, itf: _Interface) -> float:
+        return sum(self._effective_delays(itf))
+
+    # ---- downstream (*,G) (RFC 7761 4.5.2) ----------------------------------------------
+
+    def _on_join_prune(self, itf: _Interface, src: str, jp: JoinPrune, now: float) -> None:
+        itf.counts["jp-received"] += 1
+        if jp.upstream_neighbor != itf.config.address:
+            self._see_join_prune(itf, jp, now)
+            return
+        if src not in itf.neighbors:
+            itf.drops["not-neighbor"] += 1
+            return
+        for entry in jp.groups:
+            reason = self._check_group(entry)
+            if reason is not None:
+                itf.drops[reason] += 1
+                continue
+            for s in entry.joins:
+                reason = self._check_star_g(s)
+                if reason is not None:
+                    itf.drops[reason] += 1
+                    continue
+                itf.counts["joins-received"] += 1
+                self._downstream_join(itf, entry.group, jp.holdtime, now)
+            for s in entry.prunes:
+                reason = self._check_star_g(s)
+                if reason is not None:
+                    itf.drops[reason] += 1
+                    continue
+                itf.counts["prunes-received"] += 1
+                self._downstream_prune(itf, entry.group, now)
+
+    @staticmethod
+    def _check_group(entry: GroupEntry) -> str | None:
+        if entry.mask_len != 32 or entry.bidir:
+            return "bad-group"
+        if not is_asm_group(entry.group):
+            return "ssm-group" if entry.group.startswith("232.") else "bad-group"
+        return None
+
+    def _check_star_g(self, s: Source) -> str | None:
+        if not s.wildcard:
+            return "unsupported-sg"
+        if not s.rpt:
+            return "bad-source-flags"  # W without R has no meaning (RFC 7761 4.9.5.1)
+        if s.address != self.config.rp:
+            return "wrong-rp"  # RFC 7761 4.5.2: not our RP(G), drop silently
+        return None
+
+    def _downstream_join(self, itf: _Interface, group: str, holdtime: int, now: float) -> None:
+        g = self._groups.get(group)
+        if g is None:
+            g = self._groups[group] = _StarG(group, now)
+        ifname = itf.name
+        et = (TimerName.EXPIRY, ifname, group)
+        deadline = None if holdtime == HOLDTIME_FOREVER else now + holdtime
+        state = g.downstream.get(ifname, DownstreamState.NO_INFO)
+        if state is DownstreamState.NO_INFO:
+            if deadline is not None:
+                self._timers.start(et, deadline)
+        else:
+            # Expiry Timer = max(its current value, holdtime); stop the Prune-Pending Timer
+            self._timers.stop((TimerName.PRUNE_PENDING, ifname, group))
+            current = self._timers.deadline(et)
+            if current is not None:
+                if deadline is None:
+                    self._timers.stop(et)
+                elif deadline > current:
+                    self._timers.start(et, deadline)
+        g.downstream[ifname] = check_transition(state, DownstreamState.JOIN)
+        self._dirty.add(group)
+
+    def _downstream_prune(self, itf: _Interface, group: str, now: float) -> None:
+        g = self._groups.get(group)
+        if g is None or g.downstream.get(itf.name) is not DownstreamState.JOIN:
+            return  # NoInfo and Prune-Pending: nothing to do
+        g.downstream[itf.name] = check_transition(
+            DownstreamState.JOIN, DownstreamState.PRUNE_PENDING
+        )
+        if len(itf.neighbors) > 1:  # others on the LAN may override
+            at = now + self._jp_override_interval(itf)
+            self._timers.start((TimerName.PRUNE_PENDING, itf.name, group), at)
+        else:  # Prune-Pending Timer 0: point-to-point, the prune takes effect at once
+            self._downstream_no_info(g, itf.name)
+
+    def _downstream_no_info(self, g: _StarG, ifname: str) -> None:
+        state = g.downstream.pop(ifname)
+        check_transition(state, DownstreamState.NO_INFO)
+        self._timers.stop((TimerName.EXPIRY, ifname, g.group))
+        self._timers.stop((TimerName.PRUNE_PENDING, ifname, g.group))
+        self._dirty.add(g.group)
+
+    def _on_prune_pending_timer(self, ifname: str, group: str) -> None:
+        g = self._groups[group]
+        self._downstream_no_info(g, ifname)
+        itf = self._ifs[ifname]
+        if len(itf.neighbors) > 1:  # PruneEcho(*,G): a Prune to ourselves
+            self._jp.setdefault((ifname, itf.config.address), {})[group] = False
+
+    # ---- upstream (*,G) (RFC 7761 4.5.7) ------------------------------------------------
+
+    def _rpf_target(self) -> _Target | None:
+        """(RPF interface, RPF'(*,G)): the next hop, or the neighbor listing it as secondary."""
+        if self._rpf_if is None or self._rpf_nbr is None:
+            return None
+        for n in self._ifs[self._rpf_if].neighbors.values():
+            if self._rpf_nbr in n.secondary:
+                return self._rpf_if, n.address
+        return self._rpf_if, self._rpf_nbr
+
+    def _is_rpf_neighbor(self, itf: _Interface, n: _Neighbor) -> bool:
+        target = self._rpf_target()
+        return target is not None and target == (itf.name, n.address)
+
+    def _next_slot(self, now: float) -> float:
+        assert self._rpf_if is not None
+        period = self._ifs[self._rpf_if].config.jp_period
+        if self._anchor is None:
+            self._anchor = now
+        slot = self._anchor + (math.floor((now - self._anchor) / period) + 1) * period
+        while slot <= now:
+            slot += period
+        return slot
+
+    def _restart_join_timer(self, group: str, now: float) -> None:
+        key = (TimerName.JOIN, "", group)
+        if self._rpf_target() is None:
+            self._timers.stop(key)
+        else:
+            self._timers.start(key, self._next_slot(now))
+
+    def _rejoin(self, now: float) -> None:
+        """Send every joined group's Join to RPF'(*,G) now (it restarted or just appeared)."""
+        target = self._rpf_target()
+        if target is None or self._is_rp:
+            return
+        for g in self._groups.values():
+            if g.upstream is UpstreamState.JOINED:
+                self._jp.setdefault(target, {})[g.group] = True
+                self._restart_join_timer(g.group, now)
+
+    def _on_join_timer(self, group: str, now: float) -> None:
+        g = self._groups[group]
+        target = self._rpf_target()
+        if target is not None:
+            self._jp.setdefault(target, {})[group] = True
+            self._restart_join_timer(group, now)
+
+    def _see_join_prune(self, itf: _Interface, jp: JoinPrune, now: float) -> None:
+        """Another router's Join/Prune to our RPF'(*,G): suppress our Join, or override."""
+        target = self._rpf_target()
+        if target is None or target[0] != itf.name:
+            return
+        upstream = jp.upstream_neighbor
+        n = itf.neighbors.get(target[1])
+        if upstream != target[1] and (n is None or upstream not in n.secondary):
+            return
+        period = itf.config.jp_period
+        for entry in jp.groups:
+            g = self._groups.get(entry.group)
+            if g is None or g.upstream is not UpstreamState.JOINED:
+                continue
+            if self._check_group(entry) is not None:
+                continue
+            key = (TimerName.JOIN, "", g.group)
+            current = self._timers.deadline(key)
+            if current is None:
+                continue
+            if any(self._check_star_g(s) is None for s in entry.joins):
+                suppress = self._rng.uniform(1.1 * period, 1.4 * period)
+                if jp.holdtime != HOLDTIME_FOREVER:
+                    suppress = min(suppress, float(jp.holdtime))
+                if current < now + suppress:
+                    self._timers.start(key, now + suppress)
+                    current = now + suppress
+            if any(self._check_star_g(s) is None for s in entry.prunes):
+                override = now + self._rng.uniform(0.0, self._effective_delays(itf)[1])
+                if current > override:
+                    self._timers.start(key, override)
+
+    # ---- settling: outgoing interfaces, JoinDesired, sending Join/Prunes ----------------
+
+    def _olist(self, g: _StarG) -> frozenset[str]:
+        """immediate_olist(*,G): joins(*,G) + pim_include(*,G), plus backup members."""
+        oifs = set(g.downstream)
+        oifs.update(i for i in g.local if self._ifs[i].is_dr)
+        oifs.update(g.backup)
+        return frozenset(oifs)
+
+    def _settle(self, now: float) -> list[Output]:
+        out: list[Output] = []
+        for name in sorted(self._dirty, key=_ip_key):
+            g = self._groups.get(name)
+            if g is None:
+                continue
+            oifs = self._olist(g)
+            if oifs != g.oifs:
+                for i in oifs - g.oifs:
+                    g.oif_since[i] = now
+                for i in g.oifs - oifs:
+                    del g.oif_since[i]
+                g.oifs = oifs
+                out.append(OifsChanged(name, oifs))
+            desired = bool(oifs) and self.config.rp is not None and not self._is_rp
+            target = self._rpf_target()
+            if desired and g.upstream is UpstreamState.NOT_JOINED:
+                g.upstream = check_transition(g.upstream, UpstreamState.JOINED)
+                if target is not None:
+                    self._jp.setdefault(target, {})[name] = True
+                self._restart_join_timer(name, now)
+            elif not desired and g.upstream is UpstreamState.JOINED:
+                g.upstream = check_transition(g.upstream, UpstreamState.NOT_JOINED)
+                if target is not None:
+                    self._jp.setdefault(target, {})[name] = False
+                self._timers.stop((TimerName.JOIN, "", name))
+            if (
+                not g.downstream
+                and not g.local
+                and not g.backup
+                and g.upstream is UpstreamState.NOT_JOINED
+            ):
+                del self._groups[name]
+        self._dirty.clear()
+        return out + self._flush(now)
+
+    def _flush(self, now: float) -> list[Output]:
+        """Send the queued Joins and Prunes, packed per (interface, upstream neighbor)."""
+        out: list[Output] = []
+        rp = self.config.rp
+        for (ifname, upstream), entries in self._jp.items():
+            itf = self._ifs[ifname]
+            if itf.state is IfState.DOWN or not entries or rp is None:
+                continue
+            if not itf.hello_sent:  # RFC 7761 4.3.1: a Hello before any Join/Prune
+                self._timers.start((TimerName.HELLO, ifname, ""), now + itf.config.hello_period)
+                out.append(self._hello(itf))
+            elif ifname in self._need_hello:
+                out.append(self._hello(itf))
+            wildcard = Source.rp_tree(rp)
+            groups = [
+                GroupEntry(g, joins=(wildcard,)) if join else GroupEntry(g, prunes=(wildcard,))
+                for g, join in sorted(entries.items(), key=lambda e: _ip_key(e[0]))
+            ]
+            joins = sum(entries.values())
+            itf.counts["joins-sent"] += joins
+            itf.counts["prunes-sent"] += len(entries) - joins
+            holdtime = round(itf.config.jp_holdtime)
+            for jp in split_join_prune(upstream, holdtime, groups, MAX_JP_PAYLOAD):
+                itf.counts["jp-sent"] += 1
+                out.append(SendPim(ifname, ALL_PIM_ROUTERS, encode(jp)))
+        self._jp.clear()
+        self._need_hello.clear()
+        return out
+
+    # ---- timers -------------------------------------------------------------------------
+
+    def _fire_due(self, now: float) -> list[Output]:
+        out: list[Output] = []
+        while (due := self._timers.pop_due(now)) is not None:
+            (name, ifname, key), deadline = due
+            if name is TimerName.HELLO:
+                out.append(self._on_hello_timer(self._ifs[ifname], deadline, now))
+            elif name is TimerName.TRIGGERED_HELLO:
+                out.append(self._hello(self._ifs[ifname]))
+            elif name is TimerName.NEIGHBOR:
+                itf = self._ifs[ifname]
+                self._remove_neighbor(itf, itf.neighbors[key], "expired", out)
+                self._update_dr(itf, out)
+            elif name is TimerName.EXPIRY:
+                self._downstream_no_info(self._groups[key], ifname)
+            elif name is TimerName.PRUNE_PENDING:
+                self._on_prune_pending_timer(ifname, key)
+            elif name is TimerName.JOIN:
+                self._on_join_timer(key, now)
+        return out
