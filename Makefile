@@ -6,7 +6,8 @@ LABCTL := $(VENV)/bin/labctl
 LAB    ?= ihb
 PYTEST := $(PY) -m pytest
 
-.PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status bench-lacp
+.PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status bench-lacp \
+        bench-etrunk bench-igmp soak-bfd
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -42,7 +43,17 @@ FILE   ?= $(LAB)-$(DEVICE)-$(subst /,-,$(IF)).pcap
 capture: bootstrap
 	$(LABCTL) capture --name $(LAB) $(DEVICE) $(IF) -w $(FILE)
 
-# Eth-Trunk switchover timing from the daemons' logs (root): ROUNDS=10 by default
+# Component timings from the daemons' own logs (root); each prints medians/percentiles
 ROUNDS ?= 10
 bench-lacp: bootstrap
 	$(PY) scripts/bench_lacp.py --rounds $(ROUNDS)
+
+bench-etrunk: bootstrap
+	$(PY) scripts/bench_etrunk.py --rounds 20
+
+bench-igmp: bootstrap
+	$(PY) scripts/bench_igmp_sync.py
+
+MINUTES ?= 10
+soak-bfd: bootstrap
+	$(PY) scripts/soak_bfd.py --minutes $(MINUTES)

@@ -6,6 +6,7 @@
   labctl cli DEVICE [-c CMD ...] [--json]       a device's CLI (interactive without -c)
   labctl link down|up DEVICE IFNAME             pull or restore a cable at one end
   labctl daemon stop|kill|start|restart DEVICE  clean stop, crash, or (re)start a daemon
+  labctl traffic send|recv NODE -- ARGS         measured traffic (python -m lab.traffic -h)
   labctl exec DEVICE -- CMD ...                 run a command in the node's namespace
   labctl capture DEVICE IFNAME [-w FILE|-]      tcpdump on the mapped interface
 """
@@ -202,6 +203,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_traffic(args: argparse.Namespace) -> int:
+    """The measured traffic tools (lab/traffic.py) inside a node's namespace."""
+    _need_root()
+    ns = _node_ns(Lab(args.name), args.node)
+    argv = [sys.executable, "-m", "lab.traffic", args.mode, *args.argv]
+    os.execvp("ip", netns.exec_argv(ns, argv))
+    return 127
+
+
 def _node_ns(lab: Lab, device: str) -> str:
     topo = _lab_topology(lab)
     if device not in topo.nodes:
@@ -275,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["stop", "kill", "start", "restart"])
     p.add_argument("device")
     p.set_defaults(func=cmd_daemon)
+    p = _sub("traffic", help="paced sender / recording receiver in a node (lab/traffic.py)")
+    p.add_argument("mode", choices=["send", "recv"])
+    p.add_argument("node")
+    p.set_defaults(func=cmd_traffic)
     p = _sub("exec", help="run a command in a node's namespace")
     p.add_argument("device")
     p.set_defaults(func=cmd_exec)

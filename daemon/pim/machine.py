@@ -576,7 +576,7 @@ class PimRouter:
                 if not c.present:
                     continue
                 g = self._groups[c.group] = _StarG(c.group, now)
-            members = g.local if c.kind is MemberKind.LOCAL else g.backup
+            members = g.local if c.kind == MemberKind.LOCAL else g.backup
             if c.present:
                 members.add(c.ifname)
             else:
@@ -867,7 +867,9 @@ class PimRouter:
                 self._need_hello.add(itf.name)
                 self._rejoin(now)
 
-    def _remove_neighbor(self, itf: _Interface, n: _Neighbor, reason: str, out: list[Output]) -> None:
+    def _remove_neighbor(
+        self, itf: _Interface, n: _Neighbor, reason: str, out: list[Output]
+    ) -> None:
         del itf.neighbors[n.address]
         self._timers.stop((TimerName.NEIGHBOR, itf.name, n.address))
         out.append(NeighborChanged(itf.name, n.address, False, reason))
@@ -1049,7 +1051,6 @@ class PimRouter:
                 self._restart_join_timer(g.group, now)
 
     def _on_join_timer(self, group: str, now: float) -> None:
-        g = self._groups[group]
         target = self._rpf_target()
         if target is not None:
             self._jp.setdefault(target, {})[group] = True

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from lab.labctl import main as labctl
-from tests.lab.conftest import display, in_ns, variant, wait_for
+from tests.lab.conftest import display, etrunk_lines, in_ns, variant, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = str(ROOT / ".venv" / "bin" / "python")
@@ -118,3 +118,19 @@ def test_rbs_rejects_other_addresses_and_reports_backup_id_mismatch(make_lab,
     prof = display(lab, "DeviceA", "display remote-backup-profile profile1")[0]
     assert "mismatch" in json.dumps(prof).lower()
     assert socket is not None
+
+
+def test_revert_hands_the_groups_back_to_devicea(make_lab, tmp_path: Path) -> None:
+    lab = make_lab("tigmprev", variant(tmp_path, DeviceA=etrunk_lines("timer revert delay 1"),
+                                       DeviceB=etrunk_lines("timer revert delay 1")))
+    wait_for(lambda: display(lab, "DeviceB", "display remote-backup-service")[0]["tcp_state"]
+             == "connected", 15, "RBS connected")
+    joiner = Joiner(lab, 50)
+    wait_for(lambda: remote(lab, "DeviceB") == groups(50), 20, "50 groups backed up on B")
+    labctl(["link", "down", "DeviceA", "GE0/1/2", "--name", lab.name])
+    wait_for(lambda: local(lab, "DeviceB") == groups(50), 10, "B serves them")
+    wait_for(lambda: remote(lab, "DeviceA") == groups(50), 10, "A now holds B's copy")
+    labctl(["link", "up", "DeviceA", "GE0/1/2", "--name", lab.name])
+    wait_for(lambda: local(lab, "DeviceA") == groups(50), 15, "A serves them again")
+    wait_for(lambda: remote(lab, "DeviceB") == groups(50), 10, "B holds A's copy again")
+    joiner.leave()
