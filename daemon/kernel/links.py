@@ -129,6 +129,23 @@ class Netlink:
                 self.ipr.addr("add", index=idx, address=str(addr.ip),
                               prefixlen=addr.network.prefixlen)
 
+    def route_get(self, dst: IPv4Address) -> tuple[str, IPv4Address | None] | None:
+        """The kernel's choice toward `dst`: (outgoing interface, gateway or None if
+        connected), or None without a usable route. This is the RPF lookup."""
+        try:
+            found = self.ipr.route("get", dst=str(dst))
+        except NetlinkError:
+            return None
+        if not found:
+            return None
+        msg = found[0]
+        oif = msg.get("RTA_OIF")
+        names = self.ipr.get_links(oif) if oif else []
+        if not names:
+            return None
+        gw = msg.get("RTA_GATEWAY")
+        return names[0].get("ifname"), IPv4Address(gw) if gw else None
+
     def replace_route(self, route: Route) -> None:
         """Install or refresh one route; `onlink` lets it go in while the link has no carrier."""
         idx = self.index(route.dev)

@@ -11,6 +11,7 @@ header whose protocol byte is 0. Closing the socket flushes the VIFs and the MFC
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import socket
 import struct
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ VIFCTL = struct.Struct("@HBBIi4s")
 MFCCTL = struct.Struct(f"@4s4sH{MAXVIFS}sIIIi")
 # struct igmpmsg: 8 unused bytes, msgtype, mbz, vif, unused, src, dst
 IGMPMSG = struct.Struct("@8xBBBx4s4s")
+# struct sioc_sg_req: src, grp, pktcnt, bytecnt, wrong_if (unsigned longs)
+SIOC_SG_REQ = struct.Struct("@4s4sLLL")
+SIOCGETSGCNT = 0x89E0 + 1  # SIOCPROTOPRIVATE + 1
+IPPROTO_PIM = 103
 
 
 def vifctl(vif: int, ifindex: int, threshold: int = 1) -> bytes:
@@ -100,6 +105,16 @@ class MrouteSocket:
     def del_mfc(self, source: IPv4Address, group: IPv4Address) -> None:
         self.raw.setsockopt(socket.IPPROTO_IP, MRT_DEL_MFC, mfcctl(source, group, 0, set()))
 
+    def sg_counters(self, source: IPv4Address, group: IPv4Address) -> tuple[int, int, int]:
+        """(packets, bytes, wrong-interface packets) the kernel forwarded for (S,G)."""
+        req = SIOC_SG_REQ.pack(source.packed, group.packed, 0, 0, 0)
+        try:
+            out = fcntl.ioctl(self.raw.fileno(), SIOCGETSGCNT, req)
+        except OSError:
+            return (0, 0, 0)
+        _s, _g, pkts, nbytes, wrong = SIOC_SG_REQ.unpack(out)
+        return pkts, nbytes, wrong
+
     async def recv(self) -> IgmpPacket | Upcall:
         """The next IGMP packet (with its arrival interface) or kernel upcall."""
         while True:
@@ -146,6 +161,49 @@ class IgmpSender:
 
     async def send(self, dst: str, payload: bytes) -> None:
         await self.sock.sendto(payload, (dst, 0))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class PimSocket:
+    """PIM control packets on every `pim sm` interface: one raw IPPROTO_PIM socket, joined to
+    ALL-PIM-ROUTERS (224.0.0.13) per interface, sending with TTL 1 out of the interface named
+    in each packet's IP_PKTINFO."""
+
+    ALL_PIM_ROUTERS = "224.0.0.13"
+
+    def __init__(self) -> None:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_PIM)
+        raw.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xC0)
+        self.raw = raw
+        self.sock = trio.socket.from_stdlib_socket(raw)
+
+    def join(self, ifindex: int) -> None:
+        mreqn = struct.pack("@4s4si", socket.inet_aton(self.ALL_PIM_ROUTERS), b"\0" * 4, ifindex)
+        with contextlib.suppress(OSError):  # already joined after an interface flap
+            self.raw.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+
+    async def send(self, ifindex: int, address: str, dst: str, payload: bytes) -> None:
+        pktinfo = struct.pack("@i4s4s", ifindex, socket.inet_aton(address), b"\0" * 4)
+        await self.sock.sendmsg([payload], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)],
+                               0, (dst, 0))
+
+    async def recv(self) -> tuple[bytes, str, int]:
+        """(PIM message without the IP header, source address, arrival ifindex)."""
+        while True:
+            data, anc, _flags, addr = await self.sock.recvmsg(65535, 256)
+            ihl = (data[0] & 0x0F) * 4 if data else 0
+            if len(data) < ihl or ihl < 20:
+                continue
+            ifindex = 0
+            for level, kind, value in anc:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                    ifindex = struct.unpack_from("@i", value)[0]
+            return data[ihl:], addr[0], ifindex
 
     def close(self) -> None:
         self.sock.close()

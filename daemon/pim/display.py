@@ -1,0 +1,303 @@
+"""`display pim neighbor`, `display pim interface` and `display pim routing-table`.
+
+Layouts follow VRP's documented outputs for the public network instance (the lab has no VPN
+instances). The neighbor and interface tables use short interface names (`GE0/1/3`), the
+routing table full ones, as VRP does. Times are HH:MM:SS (a day or more: `1d02h`); an expiry
+rounds up, so a timer still running never shows 00:00:00. The routing table lists (*,G)
+entries only: this PIM keeps no (S,G) state (the MFC's (S,G) entries are in
+`display multicast routing-table`). A downstream interface's Protocol says why it is there:
+`pim-sm` (a downstream Join), `igmp` (local members, this router is DR) or `backup` (held
+for the peer device by `peer-backup hot`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from daemon.config.ifnames import short as _short_name
+from daemon.pim.machine import (
+    DownstreamSnapshot,
+    InterfaceSnapshot,
+    NeighborSnapshot,
+    PimSnapshot,
+    StarGSnapshot,
+)
+
+VPN_INSTANCE = "public net"
+_NEIGHBOR_HEADER = " Neighbor        Interface           Uptime   Expires  Dr-Priority"
+_INTERFACE_HEADER = " Interface           State NbrCnt HelloInt   DR-Pri     DR-Address"
+
+
+def _short(ifname: str) -> str:
+    try:
+        return _short_name(ifname)
+    except ValueError:
+        return ifname
+
+
+def _addr_key(addr: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in addr.split("."))
+
+
+def _hms(seconds: float, *, up: bool = False) -> str:
+    whole = max(0, math.ceil(seconds) if up else math.floor(seconds))
+    days, rest = divmod(whole, 86400)
+    if days:
+        return f"{days}d{rest // 3600:02d}h"
+    return f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+
+
+def _expires(seconds: float | None, none: str = "never") -> str:
+    return none if seconds is None else _hms(seconds, up=True)
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+# ---- display pim neighbor -----------------------------------------------------------------
+
+
+def _select_neighbors(snap: PimSnapshot, interface: str | None) -> list[NeighborSnapshot]:
+    return [n for n in snap.neighbors if interface is None or n.interface == interface]
+
+
+def render_pim_neighbor(snap: PimSnapshot, *, interface: str | None = None) -> str:
+    """`display pim neighbor [interface X]`."""
+    neighbors = _select_neighbors(snap, interface)
+    lines = [
+        f" VPN-Instance: {VPN_INSTANCE}",
+        f" Total Number of Neighbors = {len(neighbors)}",
+        "",
+        _NEIGHBOR_HEADER,
+    ]
+    for n in neighbors:
+        priority = "-" if n.dr_priority is None else str(n.dr_priority)
+        lines.append(
+            f" {n.address:<15} {_short(n.interface):<19} {_hms(n.uptime):<8} "
+            f"{_expires(n.expires):<8} {priority}"
+        )
+    return "\n".join(lines)
+
+
+def pim_neighbor_json(snap: PimSnapshot, *, interface: str | None = None) -> dict[str, Any]:
+    return {
+        "vpn_instance": VPN_INSTANCE,
+        "neighbors": [
+            {
+                "neighbor": n.address,
+                "interface": n.interface,
+                "uptime": _hms(n.uptime),
+                "uptime_s": n.uptime,
+                "expires": _expires(n.expires),
+                "expires_s": n.expires,
+                "holdtime_s": n.holdtime,
+                "dr_priority": n.dr_priority,
+                "generation_id": n.generation_id,
+                "propagation_delay_ms": (
+                    None if n.lan_prune_delay is None else n.lan_prune_delay.propagation_delay_ms
+                ),
+                "override_interval_ms": (
+                    None if n.lan_prune_delay is None else n.lan_prune_delay.override_interval_ms
+                ),
+                "secondary_addresses": list(n.secondary_addresses),
+            }
+            for n in _select_neighbors(snap, interface)
+        ],
+    }
+
+
+# ---- display pim interface ----------------------------------------------------------------
+
+
+def _select_interfaces(snap: PimSnapshot, interface: str | None) -> list[InterfaceSnapshot]:
+    return [i for i in snap.interfaces if interface is None or i.ifname == interface]
+
+
+def _interface_verbose(i: InterfaceSnapshot) -> list[str]:
+    c = i.counters
+    drops = sum(i.dropped.values())
+    by_reason = ", ".join(f"{r} {n}" for r, n in i.dropped.items())
+    genid = "-" if i.generation_id is None else f"0x{i.generation_id:08x}"
+    return [
+        f" {i.ifname} ({i.address}):",
+        f"     PIM version: 2, mode: sparse, state: {'up' if i.up else 'down'}",
+        f"     PIM DR: {i.dr or '-'}{' (local)' if i.is_dr else ''}, DR priority: {i.dr_priority}",
+        f"     PIM neighbor count: {i.neighbor_count}",
+        f"     PIM hello interval: {i.hello_period:g} s, hello holdtime: {i.hello_holdtime:g} s,"
+        f" next hello: {_expires(i.next_hello, '-')}",
+        f"     PIM generation ID: {genid}",
+        f"     PIM join/prune interval: {i.jp_period:g} s, holdtime: {i.jp_holdtime:g} s,"
+        f" override interval: {i.jp_override_interval:g} s",
+        f"     Received: hellos {c.hellos_received}, join/prunes {c.jp_messages_received}"
+        f" ({c.joins_received} joins, {c.prunes_received} prunes)",
+        f"     Sent: hellos {c.hellos_sent}, join/prunes {c.jp_messages_sent}"
+        f" ({c.joins_sent} joins, {c.prunes_sent} prunes)",
+        f"     Dropped: {drops}" + (f" ({by_reason})" if drops else ""),
+    ]
+
+
+def render_pim_interface(
+    snap: PimSnapshot, *, interface: str | None = None, verbose: bool = False
+) -> str:
+    """`display pim interface [X] [verbose]`."""
+    chosen = _select_interfaces(snap, interface)
+    lines = [f" VPN-Instance: {VPN_INSTANCE}"]
+    if verbose:
+        for i in chosen:
+            lines += _interface_verbose(i)
+        return "\n".join(lines)
+    lines.append(_INTERFACE_HEADER)
+    for i in chosen:
+        dr = (i.dr or "-") + ("  (local)" if i.is_dr else "")
+        lines.append(
+            f" {_short(i.ifname):<19} {'up' if i.up else 'down':<5} {i.neighbor_count:<6} "
+            f"{i.hello_period:<10g} {i.dr_priority:<10} {dr}"
+        )
+    return "\n".join(lines)
+
+
+def pim_interface_json(snap: PimSnapshot, *, interface: str | None = None) -> list[dict[str, Any]]:
+    out = []
+    for i in _select_interfaces(snap, interface):
+        c = i.counters
+        out.append(
+            {
+                "interface": i.ifname,
+                "address": i.address,
+                "state": "up" if i.up else "down",
+                "dr": i.dr,
+                "is_dr": i.is_dr,
+                "dr_priority": i.dr_priority,
+                "generation_id": i.generation_id,
+                "neighbor_count": i.neighbor_count,
+                "hello_period_s": i.hello_period,
+                "hello_holdtime_s": i.hello_holdtime,
+                "next_hello_s": i.next_hello,
+                "jp_period_s": i.jp_period,
+                "jp_holdtime_s": i.jp_holdtime,
+                "jp_override_interval_s": i.jp_override_interval,
+                "counters": {
+                    "hellos_sent": c.hellos_sent,
+                    "hellos_received": c.hellos_received,
+                    "jp_messages_sent": c.jp_messages_sent,
+                    "jp_messages_received": c.jp_messages_received,
+                    "joins_sent": c.joins_sent,
+                    "joins_received": c.joins_received,
+                    "prunes_sent": c.prunes_sent,
+                    "prunes_received": c.prunes_received,
+                },
+                "dropped_by_reason": dict(i.dropped),
+            }
+        )
+    return out
+
+
+# ---- display pim routing-table ------------------------------------------------------------
+
+
+def _select_groups(snap: PimSnapshot, group: str | None) -> list[StarGSnapshot]:
+    return [g for g in snap.groups if group is None or g.group == group]
+
+
+def _rp(g: StarGSnapshot) -> str:
+    if g.rp is None:
+        return "NULL"
+    return f"{g.rp} (local)" if g.rp_is_local else g.rp
+
+
+def _upstream(g: StarGSnapshot) -> tuple[str, str, str]:
+    if g.rp_is_local:  # the RP's (*,G) has no upstream: sources would register to it
+        return "Register", "NULL", "NULL"
+    return g.rpf_interface or "NULL", g.rpf_neighbor or "NULL", g.rpf_prime_neighbor or "NULL"
+
+
+def _downstream_lines(i: int, d: DownstreamSnapshot) -> list[str]:
+    expires = _expires(d.expires, "-")
+    return [
+        f"        {i}: {d.interface}",
+        f"             Protocol: {d.protocol}, UpTime: {_hms(d.uptime)}, Expires: {expires}",
+    ]
+
+
+def _entry_lines(g: StarGSnapshot) -> list[str]:
+    ifname, neighbor, prime = _upstream(g)
+    lines = [
+        f" (*, {g.group})",
+        f"     RP: {_rp(g)}",
+        "     Protocol: pim-sm, Flag: WC",
+        f"     UpTime: {_hms(g.uptime)}",
+        f"     Upstream interface: {ifname}",
+        f"         Upstream neighbor: {neighbor}",
+        f"         RPF prime neighbor: {prime}",
+    ]
+    if not g.downstream:
+        return [*lines, "     Downstream interface(s) information: None"]
+    lines += [
+        "     Downstream interface(s) information:",
+        f"     Total number of downstreams: {len(g.downstream)}",
+    ]
+    for i, d in enumerate(g.downstream, 1):
+        lines += _downstream_lines(i, d)
+    return lines
+
+
+def render_pim_routing_table(snap: PimSnapshot, *, group: str | None = None) -> str:
+    """`display pim routing-table [group G]`."""
+    groups = _select_groups(snap, group)
+    lines = [
+        f" VPN-Instance: {VPN_INSTANCE}",
+        f" Total {_plural(len(groups), '(*, G) entry', '(*, G) entries')}; 0 (S, G) entry",
+    ]
+    for g in groups:
+        lines += ["", *_entry_lines(g)]
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def pim_routing_table_json(snap: PimSnapshot, *, group: str | None = None) -> dict[str, Any]:
+    entries = []
+    for g in _select_groups(snap, group):
+        ifname, neighbor, prime = _upstream(g)
+        entries.append(
+            {
+                "source": "*",
+                "group": g.group,
+                "rp": g.rp,
+                "rp_is_local": g.rp_is_local,
+                "protocol": "pim-sm",
+                "flags": ["WC"],
+                "uptime": _hms(g.uptime),
+                "uptime_s": g.uptime,
+                "upstream_state": g.upstream_state.name.lower(),
+                "upstream_interface": ifname,
+                "upstream_neighbor": neighbor,
+                "rpf_prime_neighbor": prime,
+                "join_timer_s": _seconds(g.join_timer),
+                "local_members": list(g.local_members),
+                "backup_members": list(g.backup_members),
+                "downstream": [
+                    {
+                        "interface": d.interface,
+                        "protocol": d.protocol,
+                        "state": d.state.name.lower(),
+                        "uptime": _hms(d.uptime),
+                        "uptime_s": d.uptime,
+                        "expires": _expires(d.expires, "-"),
+                        "expires_s": _seconds(d.expires),
+                        "prune_pending_s": _seconds(d.prune_pending_expires),
+                    }
+                    for d in g.downstream
+                ],
+            }
+        )
+    return {
+        "vpn_instance": VPN_INSTANCE,
+        "star_g_entries": len(entries),
+        "sg_entries": 0,
+        "entries": entries,
+    }
