@@ -52,7 +52,7 @@ from daemon.igmp.display import (
 from daemon.igmp.service import IgmpService
 from daemon.kernel.lag import Lag
 from daemon.kernel.links import LinkState, LinkWatcher, Netlink, NetlinkError, Route
-from daemon.kernel.mroute import IgmpPacket, IgmpSender, MrouteSocket, Upcall
+from daemon.kernel.mroute import IgmpPacket, IgmpSender, MrouteSocket, PimSocket, Upcall
 from daemon.kernel.nft import Nft
 from daemon.kernel.packet import PacketPort
 from daemon.kernel.udp import BfdSockets, UdpEndpoint
@@ -75,6 +75,24 @@ from daemon.lacp.display import (
 )
 from daemon.lacp.service import LacpService
 from daemon.log import Log
+from daemon.mfib import MulticastFib, render_multicast_routing_table
+from daemon.pim import (
+    MemberKind,
+    Membership,
+    NeighborChanged,
+    OifsChanged,
+    PimConfig,
+    PimInterfaceConfig,
+    PimRouter,
+    pim_interface_json,
+    pim_neighbor_json,
+    pim_routing_table_json,
+    render_pim_interface,
+    render_pim_neighbor,
+    render_pim_routing_table,
+)
+from daemon.pim import Output as PimOutput
+from daemon.pim.service import PimService
 from daemon.rbs import (
     FilterMode,
     IgmpKey,
@@ -152,6 +170,30 @@ class _IgmpPort:
 
     async def recv(self) -> bytes:
         return await self._outbox.receive()
+
+
+class _PimPort:
+    """PIM's transport: one raw socket for every `pim sm` interface, by VRP name."""
+
+    def __init__(self, sock: PimSocket) -> None:
+        self.sock = sock
+        self.by_name: dict[str, tuple[int, str]] = {}  # VRP name -> (ifindex, our address)
+        self.by_index: dict[int, str] = {}
+
+    def add(self, vrp: str, ifindex: int, address: str) -> None:
+        self.by_name[vrp] = (ifindex, address)
+        self.by_index[ifindex] = vrp
+        self.sock.join(ifindex)
+
+    async def send(self, ifname: str, dst: str, payload: bytes) -> None:
+        ifindex, address = self.by_name[ifname]
+        await self.sock.send(ifindex, address, dst, payload)
+
+    async def recv(self) -> tuple[bytes, str, str]:
+        while True:
+            payload, src, ifindex = await self.sock.recv()
+            if ifindex in self.by_index:  # PIM on other interfaces is not ours to hear
+                return payload, src, self.by_index[ifindex]
 
 
 @dataclass
@@ -307,6 +349,10 @@ class Device:
         self.mroute: MrouteSocket | None = None
         self.igmp: dict[str, IgmpService] = {}  # VRP interface name -> service
         self.igmp_ports: dict[int, _IgmpPort] = {}  # ifindex -> transport
+        self.pim: PimService | None = None
+        self.pim_port: _PimPort | None = None
+        self.mfib: MulticastFib | None = None
+        self.rpf: tuple[str | None, str | None] = (None, None)  # toward the RP
         self.rbs: dict[str, RbsService] = {}  # remote-backup-service name -> service
         self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
         self._joined: dict[tuple[str, str], float] = {}  # (interface, group) -> JOIN time
@@ -368,6 +414,9 @@ class Device:
         vrp = self._vrp_name(ifname)
         if vrp in self.igmp and (old is None or old.oper_up != state.oper_up):
             self._igmp_link(vrp, state.oper_up)
+        if old is None or old.oper_up != state.oper_up:
+            self._pim_link(vrp, state.oper_up)
+            self._update_rpf()
         for trunk in self.trunks.values():
             if vrp in trunk.linux:
                 trunk.member_link(vrp, state.oper_up)
@@ -455,6 +504,88 @@ class Device:
                                                version=itf.igmp_version_effective))
             self.igmp[itf.name] = IgmpService(machine, port, self._on_group,
                                               self.log.child("igmp"))
+        self.mroute.set_assert(True)
+        self.mfib = MulticastFib(self.mroute, self._vif_of, self._iif_for,
+                                 self.log.child("mfib"))
+        self._build_pim()
+
+    def _build_pim(self) -> None:
+        pim_itfs = [i for i in self.cfg.interfaces.values()
+                    if i.pim_sm and i.address is not None and i.linux_name in self.links]
+        if not pim_itfs:
+            return
+        self.pim_port = _PimPort(PimSocket())
+        for itf in pim_itfs:
+            self.pim_port.add(itf.name, self.links[itf.linux_name or ""].index,
+                              str(itf.address.ip))  # type: ignore[union-attr]
+        router_id = self.cfg.loopback_address() or pim_itfs[0].address.ip  # type: ignore[union-attr]
+        rps = self.cfg.pim.static_rps if self.cfg.pim else []
+        router = PimRouter(
+            PimConfig(router_id=str(router_id), rp=str(rps[0]) if rps else None,
+                      interfaces=tuple(PimInterfaceConfig(ifname=i.name,
+                                                          address=str(i.address.ip))  # type: ignore[union-attr]
+                                       for i in pim_itfs)),
+            local_addresses=frozenset(str(a.ip) for i in self.cfg.interfaces.values()
+                                      for a in [i.address, *i.sub_addresses] if a is not None),
+            rng=random.Random())
+        self.pim = PimService(router, self.pim_port, self._on_pim, self.log.child("pim"))
+
+    def _vif_of(self, vrp: str) -> int | None:
+        linux = self.cfg.interfaces[vrp].linux_name if vrp in self.cfg.interfaces else None
+        link = self.links.get(linux or "")
+        if link is None or self.mroute is None:
+            return None
+        return self.mroute.vifs.get(link.index)
+
+    def _rpf_toward(self, addr: IPv4Address) -> tuple[str | None, str | None]:
+        """(VRP interface, neighbor address or None when connected) from the kernel's routes."""
+        found = self.nl.route_get(addr)
+        if found is None:
+            return None, None
+        linux, gw = found
+        if linux == "lo":
+            return None, None
+        return self._vrp_name(linux), str(gw) if gw else None
+
+    def _iif_for(self, source: IPv4Address) -> str | None:
+        """RPF interface of (S,G) traffic: toward the source on the RP, toward the RP else."""
+        if self.pim is None:
+            return self._rpf_toward(source)[0]
+        if self.pim.router.is_rp or not self.cfg.pim or not self.cfg.pim.static_rps:
+            return self._rpf_toward(source)[0]
+        return self.rpf[0]
+
+    def _update_rpf(self) -> None:
+        """Routes may have moved with a link: re-point PIM's joins and the MFC entries."""
+        if self.pim is None or self.pim.router.is_rp or not self.cfg.pim or \
+                not self.cfg.pim.static_rps:
+            if self.mfib is not None:
+                self.mfib.rpf_changed()
+            return
+        rpf = self._rpf_toward(self.cfg.pim.static_rps[0])
+        if rpf != self.rpf:
+            self.log.child("pim").info("rpf toward rp", interface=rpf[0] or "-",
+                                       neighbor=rpf[1] or "-")
+            self.rpf = rpf
+            self.pim.rpf_changed(*rpf)
+        if self.mfib is not None:
+            self.mfib.rpf_changed()
+
+    def _on_pim(self, out: PimOutput) -> None:
+        if isinstance(out, OifsChanged):
+            if self.mfib is not None:
+                self.mfib.set_group_oifs(IPv4Address(out.group), out.oifs)
+        elif isinstance(out, NeighborChanged):
+            self.log.child("pim").info("neighbor " + ("up" if out.up else "down"),
+                                       ifname=out.ifname, neighbor=out.neighbor,
+                                       reason=out.reason)
+
+    def _pim_link(self, vrp: str, up: bool) -> None:
+        if self.pim is not None and self.pim_port is not None and vrp in self.pim_port.by_name:
+            if up:
+                self.pim.interface_up(vrp)
+            else:
+                self.pim.interface_down(vrp)
 
     async def _mroute_reader(self) -> None:
         assert self.mroute is not None
@@ -468,8 +599,8 @@ class Device:
                 self._on_upcall(msg)
 
     def _on_upcall(self, up: Upcall) -> None:
-        self.log.child("mroute").debug("upcall", kind=up.kind, vif=up.vif,
-                                       source=str(up.source), group=str(up.group))
+        if self.mfib is not None:
+            self.mfib.upcall(up)
 
     def _igmp_link(self, vrp: str, up: bool) -> None:
         """IGMP runs only while its interface is up (Eth-Trunk1 follows LACP)."""
@@ -492,6 +623,8 @@ class Device:
             self._joined[key] = ev.at
         elif ev.kind is EventKind.LEAVE:
             self._joined.pop(key, None)
+        if self.pim is not None and ev.kind in (EventKind.JOIN, EventKind.LEAVE):
+            self.pim.local_members(ev.group, ev.ifname, ev.kind is EventKind.JOIN)
         self._sync_group(ev)
 
     # ----- IGMP hot backup: RBS channel and RBP profiles --------------------------------
@@ -558,6 +691,9 @@ class Device:
             interface = self._profile_interface(p)
             if role == Role.MASTER and interface in self.igmp:
                 self._adopt_backup(interface)
+            elif role == Role.BACKUP and p.peer_backup == "hot":
+                self._hot_backup([(str(k.group), k.interface, True)
+                                  for k in self.rbs[p.rbs].mirror(p.name)])
 
     def _adopt_backup(self, interface: str) -> None:
         """Turn the peer's entries for `interface` into live local groups with fresh timers
@@ -576,16 +712,32 @@ class Device:
                 self.log.child("rbs").info("serving backed-up groups", profile=p.name,
                                            interface=interface, groups=len(entries))
                 self.igmp[interface].adopt(entries)
+            if p.peer_backup == "hot":  # local membership holds them now (adopt's JOINs)
+                self._hot_backup([(str(k.group), k.interface, False)
+                                  for k in self.rbs[p.rbs].mirror(p.name)])
 
     def _on_rbs(self, out: RbsOutput) -> None:
         log = self.log.child("rbs")
         if isinstance(out, Mismatch):
             log.error("backup-id mismatch, profile not synced", profile=out.profile,
                       detail=out.detail)
-        elif isinstance(out, MirrorChanged) and out.cause != "batch":
-            # real-time changes and expiries, one line each (a batch would flood the log)
-            log.info("backed-up group", op=out.op.name, cause=out.cause, profile=out.profile,
-                     interface=out.key.interface, group=str(out.key.group))
+        elif isinstance(out, MirrorChanged):
+            if out.cause != "batch":  # real-time changes and expiries; a batch would flood
+                log.info("backed-up group", op=out.op.name, cause=out.cause,
+                         profile=out.profile, interface=out.key.interface,
+                         group=str(out.key.group))
+            p = self.cfg.rbp.get(out.profile)
+            if p is not None and p.peer_backup == "hot" and not self._sends(p):
+                self._hot_backup([(str(out.key.group), out.key.interface,
+                                   out.op is not Op.DELETE)])
+
+    def _hot_backup(self, changes: list[tuple[str, str, bool]]) -> None:
+        """`peer-backup hot`: join upstream for the groups held for the peer and keep their
+        MFC entries pointing at our (down) Eth-Trunk1, so forwarding starts the moment the
+        trunk comes up, without any new control exchange."""
+        if self.pim is not None and changes:
+            self.pim.update_members(Membership(MemberKind.BACKUP, g, itf, present)
+                                    for g, itf, present in changes)
 
     def remote_groups(self) -> list[RemoteGroup]:
         """Entries held from the peer, shown while this device applies (its member is backup).
@@ -726,6 +878,11 @@ class Device:
             c.add(f"display {kw}", fn, f"every {kw}")
             c.add(f"display {kw} <word>", fn, f"one {kw}")
             c.add(f"display {kw} <word> verbose", fn, f"one {kw} with counters")
+        c.add("display pim neighbor", self._cmd_pim_neighbor, "PIM neighbors")
+        c.add("display pim interface", self._cmd_pim_interface, "PIM interfaces, DR")
+        c.add("display pim routing-table", self._cmd_pim_rt, "PIM (*,G) join state")
+        c.add("display multicast routing-table", self._cmd_mrt,
+              "the kernel's multicast forwarding entries with counters")
         c.add("display version", self._cmd_version, "daemon identity and uptime")
         c.add("help", self._cmd_help, "list commands")
 
@@ -831,6 +988,29 @@ class Device:
                        else render_rbp(*fields, verbose=len(args) == 2))
         return out if as_json else "\n".join(out)
 
+    def _pim_snap(self):
+        if self.pim is None:
+            raise CommandError("Error: PIM is not enabled on any interface.")
+        return self.pim.snapshot()
+
+    def _cmd_pim_neighbor(self, args: list, as_json: bool):
+        snap = self._pim_snap()
+        return pim_neighbor_json(snap) if as_json else render_pim_neighbor(snap)
+
+    def _cmd_pim_interface(self, args: list, as_json: bool):
+        snap = self._pim_snap()
+        return pim_interface_json(snap) if as_json else render_pim_interface(snap)
+
+    def _cmd_pim_rt(self, args: list, as_json: bool):
+        snap = self._pim_snap()
+        return pim_routing_table_json(snap) if as_json else render_pim_routing_table(snap)
+
+    def _cmd_mrt(self, args: list, as_json: bool):
+        if self.mfib is None:
+            raise CommandError("Error: multicast routing is not enabled.")
+        rows = self.mfib.rows()
+        return rows if as_json else render_multicast_routing_table(rows)
+
     def _cmd_version(self, args: list, as_json: bool):
         info = {"sysname": self.cfg.sysname, "uptime_s": round(time.time() - self.started, 3),
                 "config": self.cfg.source}
@@ -879,6 +1059,13 @@ class Device:
                     await nursery.start(rbs.run)
                 if self.mroute is not None:
                     nursery.start_soon(self._mroute_reader)
+                if self.pim is not None:
+                    await nursery.start(self.pim.run)
+                    for vrp in self.pim_port.by_name:  # type: ignore[union-attr]
+                        link = self.links.get(self.cfg.interfaces[vrp].linux_name or "")
+                        if link is not None and link.oper_up:
+                            self.pim.interface_up(vrp)
+                    self._update_rpf()
                 for name, svc in self.igmp.items():
                     await nursery.start(svc.run)
                     link = self.links.get(self.cfg.interfaces[name].linux_name or "")
@@ -906,6 +1093,8 @@ class Device:
                 await self.bfd.admin_down_all()
             for rbs in self.rbs.values():
                 await rbs.stop()
+            if self.pim is not None:
+                await self.pim.stop()
             for trunk in self.trunks.values():
                 await trunk.stop()
 
@@ -925,5 +1114,9 @@ class Device:
             self.bfd_sockets.close()
         for port in self.igmp_ports.values():
             port.sender.close()
+        if self.mfib is not None:
+            self.mfib.remove_all()
+        if self.pim_port is not None:
+            self.pim_port.sock.close()
         if self.mroute is not None:
             self.mroute.close()

@@ -30,6 +30,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 from typing import TypeAlias
 
 from daemon.wire import DecodeError
@@ -403,8 +404,10 @@ def _decode_hello(data: bytes) -> Hello:
     return Hello(holdtime, lan_prune_delay, dr_priority, generation_id, addresses, tuple(unknown))
 
 
-def _decode_source(data: bytes, off: int) -> Source:
-    family, encoding, flags, mask, addr = _SOURCE.unpack_from(data, off)
+@lru_cache(maxsize=4096)
+def _source(raw: bytes) -> Source:
+    """One encoded-source address; cached: a Join/Prune repeats the RP's in every group."""
+    family, encoding, flags, mask, addr = _SOURCE.unpack(raw)
     _check_format(family, encoding, "source")
     if mask > 32:
         raise DecodeError("bad-mask-len", f"source mask length {mask}")
@@ -438,7 +441,8 @@ def _decode_join_prune(data: bytes) -> JoinPrune:
         end = off + ENCODED_SOURCE_LEN * (joined + pruned)
         if end > n:
             raise DecodeError("bad-length", f"group {i}: {joined}+{pruned} sources overrun {n}")
-        sources = [_decode_source(data, o) for o in range(off, end, ENCODED_SOURCE_LEN)]
+        step = ENCODED_SOURCE_LEN
+        sources = [_source(data[o : o + step]) for o in range(off, end, step)]
         groups.append(
             GroupEntry(
                 socket.inet_ntoa(addr),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from daemon.config.ifnames import short as _short_name
 from daemon.pim.machine import (
     DownstreamSnapshot,
     InterfaceSnapshot,
@@ -29,11 +28,15 @@ _NEIGHBOR_HEADER = " Neighbor        Interface           Uptime   Expires  Dr-Pr
 _INTERFACE_HEADER = " Interface           State NbrCnt HelloInt   DR-Pri     DR-Address"
 
 
+_SHORT_PREFIXES = (("XGigabitEthernet", "XGE"), ("GigabitEthernet", "GE"))
+
+
 def _short(ifname: str) -> str:
-    try:
-        return _short_name(ifname)
-    except ValueError:
-        return ifname
+    """`GigabitEthernet0/1/3` -> `GE0/1/3` (the config's canonical names; others as they are)."""
+    for long, short in _SHORT_PREFIXES:
+        if ifname.startswith(long):
+            return short + ifname[len(long) :]
+    return ifname
 
 
 def _addr_key(addr: str) -> tuple[int, ...]:
