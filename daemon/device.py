@@ -353,6 +353,7 @@ class Device:
         self.pim_port: _PimPort | None = None
         self.mfib: MulticastFib | None = None
         self.rpf: tuple[str | None, str | None] = (None, None)  # toward the RP
+        self._rpf_cache: dict[IPv4Address, tuple[str | None, str | None]] = {}
         self.rbs: dict[str, RbsService] = {}  # remote-backup-service name -> service
         self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
         self._joined: dict[tuple[str, str], float] = {}  # (interface, group) -> JOIN time
@@ -415,6 +416,7 @@ class Device:
         if vrp in self.igmp and (old is None or old.oper_up != state.oper_up):
             self._igmp_link(vrp, state.oper_up)
         if old is None or old.oper_up != state.oper_up:
+            self._rpf_cache.clear()
             self._pim_link(vrp, state.oper_up)
             self._update_rpf()
         for trunk in self.trunks.values():
@@ -538,14 +540,20 @@ class Device:
         return self.mroute.vifs.get(link.index)
 
     def _rpf_toward(self, addr: IPv4Address) -> tuple[str | None, str | None]:
-        """(VRP interface, neighbor address or None when connected) from the kernel's routes."""
+        """(VRP interface, neighbor address or None when connected) from the kernel's routes.
+
+        Cached until the next link event: an upcall burst (every group starting at once)
+        must install its entries within the few packets the kernel queues per unresolved
+        entry, not wait on a netlink round trip each."""
+        if addr in self._rpf_cache:
+            return self._rpf_cache[addr]
         found = self.nl.route_get(addr)
-        if found is None:
-            return None, None
-        linux, gw = found
-        if linux == "lo":
-            return None, None
-        return self._vrp_name(linux), str(gw) if gw else None
+        result: tuple[str | None, str | None] = (None, None)
+        if found is not None and found[0] != "lo":
+            linux, gw = found
+            result = (self._vrp_name(linux), str(gw) if gw else None)
+        self._rpf_cache[addr] = result
+        return result
 
     def _iif_for(self, source: IPv4Address) -> str | None:
         """RPF interface of (S,G) traffic: toward the source on the RP, toward the RP else."""

@@ -81,6 +81,7 @@ class Netlink:
 
     def __init__(self) -> None:
         self.ipr = IPRoute()
+        self._names: dict[int, str] = {}  # ifindex -> name, refreshed by links()
 
     def close(self) -> None:
         self.ipr.close()
@@ -91,6 +92,7 @@ class Netlink:
             st = _link_state(msg)
             if st:
                 out[st.ifname] = st
+        self._names = {st.index: name for name, st in out.items()}
         return out
 
     def index(self, ifname: str) -> int | None:
@@ -140,11 +142,14 @@ class Netlink:
             return None
         msg = found[0]
         oif = msg.get("RTA_OIF")
-        names = self.ipr.get_links(oif) if oif else []
-        if not names:
+        name = self._names.get(oif) if oif else None
+        if name is None and oif:
+            links = self.ipr.get_links(oif)
+            name = links[0].get("ifname") if links else None
+        if name is None:
             return None
         gw = msg.get("RTA_GATEWAY")
-        return names[0].get("ifname"), IPv4Address(gw) if gw else None
+        return name, IPv4Address(gw) if gw else None
 
     def replace_route(self, route: Route) -> None:
         """Install or refresh one route; `onlink` lets it go in while the link has no carrier."""

@@ -415,7 +415,7 @@ function etrunk.dissector(tvb, pinfo, tree)
     if hdr.seq then info[#info + 1] = "seq " .. tostring(hdr.seq) end
     pinfo.cols.info = table.concat(info, " ")
     if #info > 1 then
-        t:append_text(", " .. table.concat(info, " ", 2))
+        t:append_text(", " .. table.concat(info, " "))
     end
 
     if n < ET_MIN_LEN then
@@ -516,7 +516,7 @@ function etrunk.dissector(tvb, pinfo, tree)
     end
     di:add(ef.digest_status, status):set_generated()
     if status == DIGEST_BAD then
-        di:add(ef.digest_computed, ByteArray.new(tohex(computed))):set_generated()
+        di:add(ef.digest_computed, tvb(doff, ET_DIGEST_LEN), computed):set_generated()
         di:add_proto_expert_info(ee.bad_digest, string.format(
             "bad-digest: HMAC-SHA256 does not match the configured key (%s, %d octets)",
             form, #key))
@@ -963,9 +963,9 @@ function rbs.dissector(tvb, pinfo, tree)
         end
         -- TCP may call us more than once for one frame (the rest after a reassembled record):
         -- extend what an earlier call of this frame wrote.
-        local prev = tostring(pinfo.cols.info)
-        if prev:sub(1, 5) == "RBS: " then
-            pinfo.cols.info = prev .. ", " .. table.concat(names, ", ")
+        -- (TCP may have fenced the column after that text, so append rather than set.)
+        if tostring(pinfo.cols.info):sub(1, 5) == "RBS: " then
+            pinfo.cols.info:append(", " .. table.concat(names, ", "))
         else
             pinfo.cols.info = "RBS: " .. table.concat(names, ", ")
         end
@@ -975,10 +975,12 @@ function rbs.dissector(tvb, pinfo, tree)
         local ferr, ftext = framing_error(tvb, offset, have)
         local rtype = have >= 4 and tvb(offset + 3, 1):uint() or nil
         if ferr then
-            -- Not a record boundary: the rest of this segment cannot be framed.
-            local t, items = add_header(tvb, tree, offset, math.min(have, RBS_HEADER_LEN))
-            if have > RBS_HEADER_LEN then
-                t:add(rf.undecoded, tvb(offset + RBS_HEADER_LEN, have - RBS_HEADER_LEN))
+            -- Not a record boundary: the rest of this segment cannot be framed, and nothing
+            -- after the wrong octet is read as a field.
+            local shown = ferr == re.bad_magic and 2 or 3
+            local t, items = add_header(tvb, tree, offset, shown)
+            if have > shown then
+                t:add(rf.undecoded, tvb(offset + shown, have - shown))
             end
             t:set_len(have)
             local item = ferr == re.bad_magic and items.magic or items.version
@@ -1020,6 +1022,20 @@ function rbs.dissector(tvb, pinfo, tree)
                 offset = n
                 break
             end
+            if pinfo.can_desegment == 0 then
+                -- TCP reassembly is off ("Allow subdissector to reassemble TCP streams"):
+                -- show the start of the record; its rest arrives as an unframed segment.
+                local t = add_header(tvb, tree, offset, math.min(have, RBS_HEADER_LEN))
+                if have > RBS_HEADER_LEN then
+                    t:add(rf.undecoded, tvb(offset + RBS_HEADER_LEN, have - RBS_HEADER_LEN))
+                end
+                t:set_len(have)
+                t:append_text(", " .. (rbs_types[rtype] or "?")
+                    .. " [partial: enable TCP reassembly]")
+                names[#names + 1] = (rbs_types[rtype] or "?") .. " [partial]"
+                offset = n
+                break
+            end
             pinfo.desegment_offset = offset
             pinfo.desegment_len = reclen and (reclen - have) or DESEGMENT_ONE_MORE_SEGMENT
             set_info()
@@ -1050,6 +1066,14 @@ local function register(table_name, proto, port)
         dt:add(port, proto)
     end
     registered[table_name] = port
+end
+
+-- Offer both in Decode As... for other ports too (where this Wireshark has the call).
+for table_name, proto in pairs({ ["udp.port"] = etrunk, ["tcp.port"] = rbs }) do
+    local dt = DissectorTable.get(table_name)
+    if dt.add_for_decode_as then
+        dt:add_for_decode_as(proto)
+    end
 end
 
 function etrunk.prefs_changed()
