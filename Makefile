@@ -7,7 +7,7 @@ LAB    ?= ihb
 PYTEST := $(PY) -m pytest
 
 .PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status bench-lacp \
-        bench-etrunk bench-igmp soak-bfd
+        bench-etrunk bench-igmp bench-forwarding soak-bfd
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -53,6 +53,9 @@ bench-etrunk: bootstrap
 
 bench-igmp: bootstrap
 	$(PY) scripts/bench_igmp_sync.py
+
+bench-forwarding: bootstrap
+	$(PY) scripts/bench_forwarding.py
 
 MINUTES ?= 10
 soak-bfd: bootstrap

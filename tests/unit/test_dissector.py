@@ -12,10 +12,13 @@ both and review the diff:
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import cache
 from ipaddress import IPv4Address
@@ -281,6 +284,17 @@ def build_captures(directory: Path) -> None:
 
 
 @cache
+def _tshark_env() -> dict[str, str]:
+    """An empty HOME: no personal preferences, and no installed copy of ihb.lua (make
+    wireshark-plugin) to clash with the one loaded by -X lua_script."""
+    home = tempfile.mkdtemp(prefix="ihb-tshark-home-")
+    atexit.register(shutil.rmtree, home, True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "WIRESHARK_"))}
+    env["HOME"] = home
+    return env
+
+
+@cache
 def _info_field() -> str:
     """The Info column's field: _ws.col.Info up to 4.0, _ws.col.info from 4.2 on."""
     out = subprocess.run([TSHARK, "-v"], capture_output=True, text=True, check=True).stdout
@@ -322,7 +336,7 @@ def tshark_fields(pcap: Path, fields: list[str], *prefs: str, display_filter: st
     for f in real:
         cmd += ["-e", f]
     proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", timeout=60,
-                          check=False)
+                          check=False, env=_tshark_env())
     noise = [ln for ln in proc.stderr.splitlines() if "Running as user" not in ln]
     assert proc.returncode == 0 and not noise, proc.stderr
     rows = []
