@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--ifname", help="join on this interface")
     r.add_argument("--duration", type=float, default=10.0)
     r.add_argument("--idle-stop", type=float, help="stop after this many idle seconds")
+    r.add_argument("--dump", help="write every arrival (stream -> [[seq, t_ns], ...]) as JSON")
     args = ap.parse_args(argv)
     if args.cmd == "send":
         if args.rate <= 0 or args.duration <= 0:
@@ -219,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"event": "sent", "sent": sent, "send_errors": errors}), flush=True)
         return 0
     rec = receive(args.port, args.group, args.ifname, args.duration, args.idle_stop)
+    if args.dump:
+        with open(args.dump, "w") as f:
+            json.dump({str(k): v for k, v in rec.arrivals.items()}, f)
     print(json.dumps({"event": "report", "malformed": rec.malformed,
                       "streams": [asdict(x) for x in rec.report()]}), flush=True)
     return 0

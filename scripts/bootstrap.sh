@@ -33,9 +33,9 @@ fi
 PY=${PYTHON:-python3}
 stamp=.venv/.bootstrap-stamp
 if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: creating .venv and installing the project (editable, with test extras)"
+  echo "bootstrap: creating .venv and installing the project (editable, with test and bench extras)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,bench]'
   touch "$stamp"
 fi
