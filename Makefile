@@ -60,3 +60,13 @@ bench-forwarding: bootstrap
 MINUTES ?= 10
 soak-bfd: bootstrap
 	$(PY) scripts/soak_bfd.py --minutes $(MINUTES)
+# Wireshark/tshark dissectors for the lab's E-Trunk hellos and RBS channel
+# (scripts/wireshark/README.md). Installs for the current user; Wireshark loads Lua plugins
+# from this folder at start (Help > About > Folders > Personal Lua Plugins).
+WIRESHARK_PLUGIN_DIR ?= $(HOME)/.local/lib/wireshark/plugins
+
+.PHONY: wireshark-plugin
+wireshark-plugin:
+	install -d $(WIRESHARK_PLUGIN_DIR)
+	install -m 0644 scripts/wireshark/ihb.lua $(WIRESHARK_PLUGIN_DIR)/ihb.lua
+	@echo "installed $(WIRESHARK_PLUGIN_DIR)/ihb.lua (restart Wireshark; key: -o etrunk.key:KEY)"

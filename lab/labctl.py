@@ -9,6 +9,7 @@
   labctl traffic send|recv NODE -- ARGS         measured traffic (python -m lab.traffic -h)
   labctl exec DEVICE -- CMD ...                 run a command in the node's namespace
   labctl capture DEVICE IFNAME [-w FILE|-]      tcpdump on the mapped interface
+  labctl capture DEV:IF DEV:IF ... -w F.pcapng  several interfaces in one pcapng
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 
 from daemon.cli.protocol import ControlError, request
 from lab import netns
+from lab.capture import Endpoint as CaptureEndpoint
+from lab.capture import MultiCapture
 from lab.supervisor import DEFAULT_NAME, Lab, LabError
 from lab.topology import DEFAULT_TOPOLOGY, Topology, TopologyError, load_topology
 
@@ -229,26 +232,64 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return 127  # not reached
 
 
+def _endpoint(topo: Topology, lab: Lab, node: str, ifname: str) -> CaptureEndpoint:
+    """Any interface of a node, linked or not (Eth-Trunk1 too), by VRP or Linux name."""
+    if node not in topo.nodes:
+        raise LabError(f"no node {node!r} in lab {lab.name} (nodes: {', '.join(topo.nodes)})")
+    if topo.nodes[node].kind != "vrp":
+        return CaptureEndpoint(node, ifname, ifname)
+    from daemon.config.ifnames import canonical, to_linux
+
+    try:
+        vrp = canonical(ifname)
+        linux = to_linux(vrp) or "lo"
+    except ValueError as exc:
+        raise LabError(str(exc)) from exc
+    return CaptureEndpoint(node, vrp, linux)
+
+
 def cmd_capture(args: argparse.Namespace) -> int:
+    """One endpoint: tcpdump in place (`-w -` streams into Wireshark). Several
+    DEVICE:IFNAME endpoints: one pcapng with an interface per endpoint, until Ctrl-C or
+    --duration. --scenario NAME: run that failover scenario once in its own lab with the
+    story's captures, saved beside the benchmark results."""
     _need_root()
+    if args.scenario:
+        script = Path(__file__).resolve().parents[1] / "scripts" / "bench_failover.py"
+        os.execv(sys.executable, [sys.executable, str(script), "--only", args.scenario,
+                                  "-n", "1", "--capture"])
     lab = Lab(args.name)
     topo = _lab_topology(lab)
-    ns = _node_ns(lab, args.device)
-    node = topo.nodes[args.device]
-    linux = args.ifname
-    if node.kind == "vrp":
-        from daemon.config.ifnames import to_linux
-
-        try:
-            linux = to_linux(args.ifname) or args.ifname
-        except ValueError as exc:
-            raise LabError(str(exc)) from exc
-    cmd = ["tcpdump", "-i", linux, "-n"]
-    cmd += ["-U", "-w", args.write] if args.write else ["-l", "-v"]
-    cmd += args.filter
-    print(f"capturing on {args.device}:{args.ifname} ({ns}/{linux})", file=sys.stderr)
-    os.execvp("ip", netns.exec_argv(ns, cmd))
-    return 127
+    specs = args.endpoints
+    if not specs:
+        raise LabError("capture: give DEVICE IFNAME, DEVICE:IFNAME ..., or --scenario NAME")
+    if len(specs) == 2 and ":" not in specs[0] and ":" not in specs[1]:
+        specs = [f"{specs[0]}:{specs[1]}"]  # the classic `capture DEVICE IFNAME` form
+    eps = []
+    for spec in specs:
+        node, sep, ifname = spec.partition(":")
+        if not sep:
+            raise LabError(f"capture: {spec!r}: use DEVICE:IFNAME (e.g. DeviceA:GE0/1/2)")
+        eps.append(_endpoint(topo, lab, node, ifname))
+    if len(eps) == 1 and args.duration is None and not args.scenario:
+        ep = eps[0]
+        cmd = ["tcpdump", "-i", ep.linux, "-n"]
+        cmd += ["-U", "-w", args.write] if args.write else ["-l", "-v"]
+        cmd += args.filter
+        print(f"capturing on {ep.node}:{ep.vrp} ({lab.ns(ep.node)}/{ep.linux})", file=sys.stderr)
+        os.execvp("ip", netns.exec_argv(lab.ns(ep.node), cmd))
+    if not args.write or args.write == "-":
+        raise LabError("capture: several endpoints need -w FILE.pcapng")
+    cap = MultiCapture(lab, eps, Path(args.write))
+    cap.start()
+    print(f"capturing on {', '.join(f'{e.node}:{e.vrp}' for e in eps)}"
+          + (f" for {args.duration} s" if args.duration else "; Ctrl-C to stop"),
+          file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        time.sleep(args.duration if args.duration else 10**9)
+    n = cap.stop()
+    print(f"wrote {n} packets to {args.write}", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,11 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub("exec", help="run a command in a node's namespace")
     p.add_argument("device")
     p.set_defaults(func=cmd_exec)
-    p = _sub("capture", help="tcpdump on a device interface")
-    p.add_argument("device")
-    p.add_argument("ifname")
-    p.add_argument("-w", dest="write", help="pcap file, or - for stdout (pipe into wireshark)")
-    p.add_argument("filter", nargs="*", help="tcpdump filter expression")
+    p = _sub("capture", help="tcpdump on one or several device interfaces")
+    p.add_argument("--scenario", help="capture one failover scenario (pull-ac, a-dies, ...)")
+    p.add_argument("endpoints", nargs="*", metavar="DEVICE:IFNAME",
+                   help="DEVICE IFNAME, or one or more DEVICE:IFNAME (one pcapng for all)")
+    p.add_argument("-w", dest="write", help="output file, or - for stdout (one endpoint)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(filter=[])
     p.set_defaults(func=cmd_capture)
     return ap
 

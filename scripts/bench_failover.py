@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from lab import scenarios as sc
+from lab.capture import Endpoint, MultiCapture
 from lab.supervisor import Lab
 from lab.topology import load_topology
 
@@ -45,6 +46,16 @@ PLAN: list[tuple[str, str, float, float | None]] = [
     ("no-backup", "pull-ac", 0.5, 26.0), ("no-backup", "a-stops", 0.3, 14.0),
     ("no-bfd", "a-dies", -2, 50.0), ("no-bfd", "a-stops", 0.3, None),
 ]
+
+
+# the endpoints that tell a failover's story in one pcapng: LACP on DeviceC's members,
+# E-Trunk/BFD/RBS/PIM between the routers, IGMP on both Eth-Trunk1s
+STORY = [Endpoint("DeviceC", "GigabitEthernet0/1/2", "ge0-1-2"),
+         Endpoint("DeviceC", "GigabitEthernet0/1/3", "ge0-1-3"),
+         Endpoint("DeviceA", "GigabitEthernet0/1/1", "ge0-1-1"),
+         Endpoint("DeviceB", "GigabitEthernet0/1/2", "ge0-1-2"),
+         Endpoint("DeviceA", "Eth-Trunk1", "eth-trunk1"),
+         Endpoint("DeviceB", "Eth-Trunk1", "eth-trunk1")]
 
 
 def gaps_around(arrivals: dict[str, list[list[int]]], t0_ns: int, t1_ns: int | None,
@@ -221,6 +232,8 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=1000, help="packets/s per group")
     ap.add_argument("--only", help="comma-separated scenario names")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--capture", action="store_true",
+                    help="also capture each scenario's first run (pcapng in the results)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench: run as root (it builds network namespaces)", file=sys.stderr)
@@ -246,6 +259,11 @@ def main() -> int:
                     results[key] = []
                     for i in range(runs):
                         dump = Path(tmp) / f"{name}-{config}-{i}.json"
+                        cap = None
+                        if args.capture and i == 0:
+                            cap = MultiCapture(lab, STORY,
+                                               outdir / f"capture-{name}-{config}.pcapng")
+                            cap.start()
                         try:
                             run = one_run(lab, name, args.rate, dump, rng, secs)
                         except (TimeoutError, OSError, ValueError) as exc:
@@ -254,6 +272,9 @@ def main() -> int:
                                                  "lost": 0, "duplicates": 0, "reordered": 0,
                                                  "recovery_outage_ms": None, "events": []})
                             continue
+                        finally:
+                            if cap is not None:
+                                cap.stop()
                         results[key].append(run)
                         arrivals = json.loads(dump.read_text()) if dump.exists() else {}
                         best = timelines.setdefault(name, {})

@@ -70,7 +70,7 @@ def test_groups_flow_hot_backup_and_leave(make_lab) -> None:
     time.sleep(3.0)
     t_leave = time.monotonic_ns()
     leaver.leave()
-    sent, streams = finish(recv, send)
+    _sent, streams = finish(recv, send)
     for g in GROUPS:  # every packet of the joined groups, nothing twice
         s = streams[g]
         assert (s["received"], s["lost"], s["duplicates"]) == (3000, 0, 0), s
@@ -99,7 +99,7 @@ def test_after_pulling_a_c_the_groups_come_through_devicb(make_lab) -> None:
     recv, send = start_traffic(lab, 6.0)
     time.sleep(2.5)
     labctl(["link", "down", "DeviceA", "GE0/1/2", "--name", lab.name])
-    sent, streams = finish(recv, send)
+    _sent, streams = finish(recv, send)
     for g in GROUPS:
         s = streams[g]
         assert s["duplicates"] == 0, s
