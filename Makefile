@@ -6,7 +6,7 @@ LABCTL := $(VENV)/bin/labctl
 LAB    ?= ihb
 PYTEST := $(PY) -m pytest
 
-.PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status bench-lacp \
+.PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status bench bench-lacp \
         bench-etrunk bench-igmp bench-forwarding soak-bfd
 
 bootstrap:
@@ -42,6 +42,12 @@ IF     ?= GE0/1/2
 FILE   ?= $(LAB)-$(DEVICE)-$(subst /,-,$(IF)).pcap
 capture: bootstrap
 	$(LABCTL) capture --name $(LAB) $(DEVICE) $(IF) -w $(FILE)
+
+# The failover benchmark (root): every scenario x configuration, N runs of the fast ones,
+# results in bench/results/<timestamp>/ (JSON, Markdown table, PNG timelines and outages).
+N ?= 10
+bench: bootstrap
+	$(PY) scripts/bench_failover.py -n $(N)
 
 # Component timings from the daemons' own logs (root); each prints medians/percentiles
 ROUNDS ?= 10

@@ -148,8 +148,10 @@ class Traffic:
     start_ns: int = 0
 
     def start_receiver(self) -> None:
+        # no idle stop: an outage longer than any idle limit must be measured, not end the
+        # run; finish() stops the receiver once the sender is done
         argv = [sys.executable, "-m", "lab.traffic", "recv", "--ifname", "eth0",
-                "--duration", str(self.seconds + 30), "--idle-stop", "1"]
+                "--duration", str(self.seconds + 60)]
         if self.dump:
             argv += ["--dump", self.dump]
         argv += [a for g in self.groups for a in ("--group", g)]
@@ -168,6 +170,8 @@ class Traffic:
     def finish(self) -> dict:
         assert self.send is not None and self.recv is not None
         sent = json.loads(self.send.communicate(timeout=self.seconds + 60)[0].splitlines()[-1])
+        time.sleep(0.3)  # the last packets in flight
+        self.recv.send_signal(signal.SIGTERM)
         report = json.loads(self.recv.communicate(timeout=60)[0].splitlines()[-1])
         streams = {s["dst"]: s for s in report["streams"]}
         per_group = {}

@@ -56,6 +56,17 @@ sys.stdin.read()
 
 # ----- helpers ------------------------------------------------------------------------
 
+class KnownBug(AssertionError):
+    """A check that fails because of a known, reported bug. Tests expecting it are marked
+    xfail(strict=True, raises=KnownBug): any other failure still fails them, and a fix
+    turns them into XPASS (a failure) so the mark gets removed."""
+
+
+def known_bug(ok: bool, what: str) -> None:
+    if not ok:
+        raise KnownBug(what)
+
+
 @pytest.fixture
 def hold_groups() -> Iterator:
     """A Receiver process holding the scenario groups for the whole test, so the start state
@@ -128,6 +139,13 @@ def begin(lab, tmp_path: Path, seconds: float) -> sc.Traffic:
     traffic.start_sender()
     time.sleep(1.0)
     return traffic
+
+
+def still_running(traffic: sc.Traffic) -> None:
+    """The scenario finished while traffic was still flowing (a slow machine must not cut a
+    measurement short)."""
+    left = traffic.start_ns / 1e9 + traffic.seconds - time.monotonic_ns() / 1e9
+    assert left > 0.5, f"the run ended {-left:.1f} s before the scenario did: lengthen it"
 
 
 def arrivals(traffic: sc.Traffic) -> dict[str, list[list[int]]]:
@@ -207,6 +225,21 @@ class PatientTraffic(sc.Traffic):
 
 # ----- scenarios ----------------------------------------------------------------------
 
+REVERT_BUG = (
+    "daemon: with `timer revert delay 1` the revert fires before DeviceA's member port has "
+    "been LACP-CURRENT for the 2 s aggregate wait: DeviceB's member goes backup first "
+    "(DeviceC's trunk down), then DeviceA's and DeviceC's ports both sit in WAITING for "
+    "wait_while (2 s), so the revert costs a ~2020 ms outage instead of tens of ms "
+    "(with revert delay 3 s it is ~30 ms)")
+SILENCE_BUG = (
+    "daemon/lacp/service.py _io_error: an LACPDU send refused with ENOBUFS while the port "
+    "is silenced (nft netdev egress drop) marks GE0/1/2 on DeviceA disabled 'until netlink "
+    "says up'; carrier never changed, so after the silence DeviceA's member stays "
+    "PORT_DISABLED/NO_PERIODIC, DeviceC's port toward A stays DEFAULTED, and with DeviceA "
+    "master again DeviceC distributes on no member: the lab never converges")
+
+
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=REVERT_BUG)
 def test_pull_a_c_restore_and_revert(make_lab, hold_groups, tmp_path: Path) -> None:
     lab = make_lab("tfopull", sc.topology(tmp_path, "hot", revert_delay=1))
     start_state(lab, hold_groups)
@@ -222,13 +255,15 @@ def test_pull_a_c_restore_and_revert(make_lab, hold_groups, tmp_path: Path) -> N
         wait_for(lambda: sc.c_distributing(lab) == [C_PORT["DeviceA"]], 10, "revert to A")
         assert (time.monotonic_ns() - t_restore) / 1e9 >= 0.9  # not before the revert delay
         assert_fed_by(lab, "DeviceA")
+        still_running(traffic)
         report = traffic.finish()
     finally:
         traffic.kill()
     assert gap_ms(traffic, t_pull, t_restore) < OUTAGE_MS
-    assert gap_ms(traffic, t_restore) < OUTAGE_MS
     assert_delivered(report, traffic)
     back_to_start(lab)
+    revert_ms = gap_ms(traffic, t_restore)
+    known_bug(revert_ms < OUTAGE_MS, f"outage at the revert {revert_ms:.0f} ms")
 
 
 def test_pull_a_c_restore_without_revert(make_lab, hold_groups, tmp_path: Path) -> None:
@@ -249,6 +284,7 @@ def test_pull_a_c_restore_without_revert(make_lab, hold_groups, tmp_path: Path) 
         assert etrunk(lab, "DeviceB")["members"][0]["state"] == "Master"
         assert etrunk(lab, "DeviceA")["members"][0]["state"] == "Backup"
         assert_fed_by(lab, "DeviceB")
+        still_running(traffic)
         report = traffic.finish()
     finally:
         traffic.kill()
@@ -262,6 +298,7 @@ def test_pull_a_c_restore_without_revert(make_lab, hold_groups, tmp_path: Path) 
     back_to_start(lab)
 
 
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=REVERT_BUG)
 def test_device_a_dies_and_comes_back(make_lab, hold_groups, tmp_path: Path) -> None:
     lab = make_lab("tfodies", sc.topology(tmp_path, "hot", revert_delay=1))
     start_state(lab, hold_groups)
@@ -277,13 +314,15 @@ def test_device_a_dies_and_comes_back(make_lab, hold_groups, tmp_path: Path) -> 
         wait_for(lambda: sc.c_distributing(lab) == [C_PORT["DeviceA"]], 15, "revert to A")
         assert (time.monotonic_ns() - t_revive) / 1e9 >= 0.9  # not before the revert delay
         assert_fed_by(lab, "DeviceA")
+        still_running(traffic)
         report = traffic.finish()
     finally:
         traffic.kill()
     assert gap_ms(traffic, t_kill, t_revive) < OUTAGE_MS
-    assert gap_ms(traffic, t_revive) < OUTAGE_MS
     assert_delivered(report, traffic)
     back_to_start(lab)
+    revert_ms = gap_ms(traffic, t_revive)
+    known_bug(revert_ms < OUTAGE_MS, f"outage at the revert {revert_ms:.0f} ms")
 
 
 def test_device_a_stops_cleanly(make_lab, hold_groups, tmp_path: Path) -> None:
@@ -297,6 +336,7 @@ def test_device_a_stops_cleanly(make_lab, hold_groups, tmp_path: Path) -> None:
         b = etrunk(lab, "DeviceB")
         assert (b["state"], b["causation"]) == ("Master", "PEER_GOODBYE")
         assert_fed_by(lab, "DeviceB")
+        still_running(traffic)
         report = traffic.finish()
     finally:
         traffic.kill()
@@ -345,6 +385,7 @@ def _lacp_fast_on_c(topology: Path) -> Path:
     return topology
 
 
+@pytest.mark.xfail(strict=True, raises=KnownBug, reason=SILENCE_BUG)
 def test_device_a_silent_with_carrier_up(make_lab, hold_groups, tmp_path: Path) -> None:
     # with the seed's slow LACP timeout DeviceC would keep its member toward the silent
     # DeviceA for 90 s; with `lacp timeout fast` it gives up after 3 s
@@ -361,6 +402,7 @@ def test_device_a_silent_with_carrier_up(make_lab, hold_groups, tmp_path: Path) 
                  "B's member master")
         wait_for(lambda: sc.c_distributing(lab) == [C_PORT["DeviceB"]], 10, "C toward B")
         assert_fed_by(lab, "DeviceB")
+        still_running(traffic)
         report = traffic.finish()
     finally:
         traffic.kill()
@@ -368,6 +410,10 @@ def test_device_a_silent_with_carrier_up(make_lab, hold_groups, tmp_path: Path) 
             sc.silence(lab, "DeviceA", sc.A_PORTS, False)
     assert gap_ms(traffic, t_silence) < 10_000
     assert_delivered(report, traffic)
+    try:
+        sc.wait_until(lambda: sc.converged(lab), 15, "the start state after the silence")
+    except TimeoutError as exc:
+        raise KnownBug(f"{exc}; DeviceC distributes on {sc.c_distributing(lab)}") from exc
     back_to_start(lab)
 
 
@@ -398,6 +444,7 @@ def test_device_b_dies_while_backup_and_resyncs(make_lab, hold_groups,
         lab.start_daemon("DeviceB")
         wait_for(lambda: b_remote(lab) == GROUPS, 10, "DeviceB resynced")
         assert_fed_by(lab, "DeviceA")
+        still_running(traffic)
         report = traffic.finish()
     finally:
         traffic.kill()
