@@ -9,6 +9,7 @@ deadline and is woken early whenever an input may have moved it.
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Callable
 from typing import Protocol
@@ -20,6 +21,7 @@ from daemon.lacp.machine import LacpTrunk, Output, Role, Transmit
 from daemon.log import Log
 from daemon.wire import DecodeError
 
+PORT_DOWN_ERRNOS = {errno.ENETDOWN, errno.ENXIO, errno.ENODEV}
 GOODBYE_TIMEOUT = 1.0  # how long stop() lets the last LACPDUs drain before giving up
 
 
@@ -52,6 +54,7 @@ class LacpService:
         self._queues = {name: trio.open_memory_channel[bytes](math.inf) for name in ports}
         self._drained = {name: trio.Event() for name in ports}
         self._io_failed: set[str] = set()
+        self._transient_logged: set[str] = set()
         self._restored = {name: trio.Event() for name in ports}
         self._changed = trio.Event()
         self._cancel: trio.CancelScope | None = None
@@ -111,7 +114,16 @@ class LacpService:
                 self._on_output(out)
 
     def _io_error(self, name: str, op: str, exc: OSError) -> None:
-        """A failing socket means a dead port: treat it as carrier down until netlink says up."""
+        """A socket whose interface went down or away means a dead port: treat it as carrier
+        down until netlink says up. Any other error (ENOBUFS when a filter or a full queue
+        drops the frame) loses that one frame only: the port stays as it is, and the next
+        periodic or triggered LACPDU tries again."""
+        if exc.errno not in PORT_DOWN_ERRNOS:
+            self._trunk.count_drop(name, f"{op}-{errno.errorcode.get(exc.errno or 0, 'error')}")
+            if name not in self._transient_logged:
+                self._transient_logged.add(name)
+                self._log.warning("lacp frame lost", port=name, op=op, error=exc)
+            return
         self._log.warning("lacp port io failed", port=name, op=op, error=exc)
         if name not in self._io_failed:
             self._io_failed.add(name)

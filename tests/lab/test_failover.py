@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -55,17 +54,6 @@ sys.stdin.read()
 
 
 # ----- helpers ------------------------------------------------------------------------
-
-class KnownBug(AssertionError):
-    """A check that fails because of a known, reported bug. Tests expecting it are marked
-    xfail(strict=True, raises=KnownBug): any other failure still fails them, and a fix
-    turns them into XPASS (a failure) so the mark gets removed."""
-
-
-def known_bug(ok: bool, what: str) -> None:
-    if not ok:
-        raise KnownBug(what)
-
 
 @pytest.fixture
 def hold_groups() -> Iterator:
@@ -132,7 +120,7 @@ def back_to_start(lab, timeout: float = 30) -> None:
 
 def begin(lab, tmp_path: Path, seconds: float) -> sc.Traffic:
     """Receiver up and joined (its groups on DeviceA and DeviceB), then the sender."""
-    traffic = PatientTraffic(lab, seconds, rate=RATE, dump=str(tmp_path / "arrivals.json"))
+    traffic = sc.Traffic(lab, seconds, rate=RATE, dump=str(tmp_path / "arrivals.json"))
     traffic.start_receiver()
     sc.wait_until(lambda: a_groups(lab) >= GROUPS and b_remote(lab) >= GROUPS, 20,
                   "the receiver's groups on DeviceA and DeviceB")
@@ -197,51 +185,10 @@ def assert_fed_by(lab, node: str, window: float = 0.5) -> None:
     assert pps[other] < 40, pps
 
 
-class PatientTraffic(sc.Traffic):
-    """sc.Traffic whose receiver survives an outage of several seconds.
-
-    sc.Traffic's receiver runs with `--idle-stop 1`: an outage over 1 s ends it, so the gap
-    never shows in longest_gap_ms (the run looks truncated instead). This one waits up to
-    15 s without arrivals and is stopped with SIGTERM once the sender is done."""
-
-    def start_receiver(self) -> None:
-        argv = [sys.executable, "-m", "lab.traffic", "recv", "--ifname", "eth0",
-                "--duration", str(self.seconds + 30), "--idle-stop", "15"]
-        if self.dump:
-            argv += ["--dump", self.dump]
-        argv += [a for g in self.groups for a in ("--group", g)]
-        self.recv = subprocess.Popen(netns.exec_argv(self.lab.ns("Receiver"), argv),
-                                     stdout=subprocess.PIPE, text=True, cwd=sc.ROOT)
-        assert self.recv.stdout is not None
-        self.recv.stdout.readline()
-
-    def finish(self) -> dict:
-        assert self.send is not None and self.recv is not None
-        self.send.wait(timeout=self.seconds + 60)
-        time.sleep(0.3)  # the last packets in flight
-        self.recv.send_signal(signal.SIGTERM)  # the receiver reports on SIGTERM
-        return super().finish()
-
-
 # ----- scenarios ----------------------------------------------------------------------
 
-REVERT_BUG = (
-    "daemon: with `timer revert delay 1` the revert fires before DeviceA's member port has "
-    "been LACP-CURRENT for the 2 s aggregate wait: DeviceB's member goes backup first "
-    "(DeviceC's trunk down), then DeviceA's and DeviceC's ports both sit in WAITING for "
-    "wait_while (2 s), so the revert costs a ~2020 ms outage instead of tens of ms "
-    "(with revert delay 3 s it is ~30 ms)")
-SILENCE_BUG = (
-    "daemon/lacp/service.py _io_error: an LACPDU send refused with ENOBUFS while the port "
-    "is silenced (nft netdev egress drop) marks GE0/1/2 on DeviceA disabled 'until netlink "
-    "says up'; carrier never changed, so after the silence DeviceA's member stays "
-    "PORT_DISABLED/NO_PERIODIC, DeviceC's port toward A stays DEFAULTED, and with DeviceA "
-    "master again DeviceC distributes on no member: the lab never converges")
-
-
-@pytest.mark.xfail(strict=True, raises=KnownBug, reason=REVERT_BUG)
 def test_pull_a_c_restore_and_revert(make_lab, hold_groups, tmp_path: Path) -> None:
-    lab = make_lab("tfopull", sc.topology(tmp_path, "hot", revert_delay=1))
+    lab = make_lab("tfopull", sc.topology(tmp_path, "hot"))
     start_state(lab, hold_groups)
     traffic = begin(lab, tmp_path, 9.0)
     try:
@@ -263,7 +210,7 @@ def test_pull_a_c_restore_and_revert(make_lab, hold_groups, tmp_path: Path) -> N
     assert_delivered(report, traffic)
     back_to_start(lab)
     revert_ms = gap_ms(traffic, t_restore)
-    known_bug(revert_ms < OUTAGE_MS, f"outage at the revert {revert_ms:.0f} ms")
+    assert revert_ms < OUTAGE_MS, f"outage at the revert {revert_ms:.0f} ms"
 
 
 def test_pull_a_c_restore_without_revert(make_lab, hold_groups, tmp_path: Path) -> None:
@@ -298,9 +245,8 @@ def test_pull_a_c_restore_without_revert(make_lab, hold_groups, tmp_path: Path) 
     back_to_start(lab)
 
 
-@pytest.mark.xfail(strict=True, raises=KnownBug, reason=REVERT_BUG)
 def test_device_a_dies_and_comes_back(make_lab, hold_groups, tmp_path: Path) -> None:
-    lab = make_lab("tfodies", sc.topology(tmp_path, "hot", revert_delay=1))
+    lab = make_lab("tfodies", sc.topology(tmp_path, "hot"))
     start_state(lab, hold_groups)
     traffic = begin(lab, tmp_path, 10.0)
     try:
@@ -322,11 +268,11 @@ def test_device_a_dies_and_comes_back(make_lab, hold_groups, tmp_path: Path) -> 
     assert_delivered(report, traffic)
     back_to_start(lab)
     revert_ms = gap_ms(traffic, t_revive)
-    known_bug(revert_ms < OUTAGE_MS, f"outage at the revert {revert_ms:.0f} ms")
+    assert revert_ms < OUTAGE_MS, f"outage at the revert {revert_ms:.0f} ms"
 
 
 def test_device_a_stops_cleanly(make_lab, hold_groups, tmp_path: Path) -> None:
-    lab = make_lab("tfostop", sc.topology(tmp_path, "hot", revert_delay=1))
+    lab = make_lab("tfostop", sc.topology(tmp_path, "hot"))
     start_state(lab, hold_groups)
     traffic = begin(lab, tmp_path, 5.0)
     try:
@@ -347,7 +293,7 @@ def test_device_a_stops_cleanly(make_lab, hold_groups, tmp_path: Path) -> None:
 
 
 def test_pull_a_b_nothing_fails_over(make_lab, hold_groups, tmp_path: Path) -> None:
-    lab = make_lab("tfopullab", sc.topology(tmp_path, "hot", revert_delay=1))
+    lab = make_lab("tfopullab", sc.topology(tmp_path, "hot"))
     start_state(lab, hold_groups)
     traffic = begin(lab, tmp_path, 6.0)
     try:
@@ -385,11 +331,10 @@ def _lacp_fast_on_c(topology: Path) -> Path:
     return topology
 
 
-@pytest.mark.xfail(strict=True, raises=KnownBug, reason=SILENCE_BUG)
 def test_device_a_silent_with_carrier_up(make_lab, hold_groups, tmp_path: Path) -> None:
     # with the seed's slow LACP timeout DeviceC would keep its member toward the silent
     # DeviceA for 90 s; with `lacp timeout fast` it gives up after 3 s
-    lab = make_lab("tfosilent", _lacp_fast_on_c(sc.topology(tmp_path, "hot", revert_delay=1)))
+    lab = make_lab("tfosilent", _lacp_fast_on_c(sc.topology(tmp_path, "hot")))
     start_state(lab, hold_groups)
     traffic = begin(lab, tmp_path, 8.0)
     silenced = False
@@ -410,16 +355,13 @@ def test_device_a_silent_with_carrier_up(make_lab, hold_groups, tmp_path: Path) 
             sc.silence(lab, "DeviceA", sc.A_PORTS, False)
     assert gap_ms(traffic, t_silence) < 10_000
     assert_delivered(report, traffic)
-    try:
-        sc.wait_until(lambda: sc.converged(lab), 15, "the start state after the silence")
-    except TimeoutError as exc:
-        raise KnownBug(f"{exc}; DeviceC distributes on {sc.c_distributing(lab)}") from exc
+    sc.wait_until(lambda: sc.converged(lab), 15, "the start state after the silence")
     back_to_start(lab)
 
 
 def test_flapping_a_c_then_converged_and_lossless(make_lab, hold_groups,
                                                  tmp_path: Path) -> None:
-    lab = make_lab("tfoflap", sc.topology(tmp_path, "hot", revert_delay=1))
+    lab = make_lab("tfoflap", sc.topology(tmp_path, "hot"))
     start_state(lab, hold_groups)
     sc.flap(lab, 50, random.Random(7))
     back_to_start(lab, timeout=30)
@@ -434,7 +376,7 @@ def test_flapping_a_c_then_converged_and_lossless(make_lab, hold_groups,
 
 def test_device_b_dies_while_backup_and_resyncs(make_lab, hold_groups,
                                                 tmp_path: Path) -> None:
-    lab = make_lab("tfobdies", sc.topology(tmp_path, "hot", revert_delay=1))
+    lab = make_lab("tfobdies", sc.topology(tmp_path, "hot"))
     start_state(lab, hold_groups)
     traffic = begin(lab, tmp_path, 6.0)
     try:

@@ -25,10 +25,13 @@ class MemPort:
         self.sent: list[tuple[float, bytes]] = []
         self.fail_recv = False
         self.fail_send = False
+        self.drop_send = False
 
     async def send(self, frame: bytes) -> None:
         if self.fail_send:
             raise OSError(6, "No such device or address")  # ENXIO, as after a vanished link
+        if self.drop_send:
+            raise OSError(105, "No buffer space available")  # a filter dropped the frame
         self.sent.append((trio.current_time(), frame))
         assert self.peer is not None
         await self.peer.send(frame)
@@ -175,6 +178,27 @@ async def test_io_error_disables_port_until_carrier_up(
         c.port.fail_send = False
         c.service.set_role(Role.MASTER)
         c.service.port_enabled(GE2, True)
+        await trio.sleep(3.0)
+        assert c.trunk.distributing() == a.trunk.distributing() == {GE2}
+        await a.service.stop()
+        await c.service.stop()
+
+
+async def test_a_dropped_frame_does_not_disable_the_port(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A silent failure (nftables drops on the member, carrier up) makes sends fail with
+    # ENOBUFS. That loses frames, not the port: once the drops stop, LACP resumes by itself.
+    async with trio.open_nursery() as nursery:
+        a, c, _ = await start_pair(nursery)
+        await trio.sleep(10.0)
+        c.port.drop_send = True
+        c.service.set_role(Role.BACKUP)  # something to send; the send is dropped
+        await trio.testing.wait_all_tasks_blocked()
+        port = c.trunk.snapshot().ports[0]
+        assert port.enabled and port.dropped.get("send-ENOBUFS") == 1
+        c.port.drop_send = False
+        c.service.set_role(Role.MASTER)
         await trio.sleep(3.0)
         assert c.trunk.distributing() == a.trunk.distributing() == {GE2}
         await a.service.stop()
