@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from lab import scenarios as sc
 from lab.capture import Endpoint, MultiCapture
 from lab.labctl import main as labctl
 from tests.lab.conftest import display, wait_for
@@ -38,6 +39,8 @@ def test_capture_decodes_with_the_dissector(make_lab, tmp_path: Path) -> None:
         labctl(["daemon", "restart", "DeviceB", "--name", lab.name])  # RBS OPEN and batch
         wait_for(lambda: display(lab, "DeviceB", "display remote-backup-service")[0]
                  ["tcp_state"] == "connected", 15, "RBS connected")
+        # the hosts' unsolicited reports are lost until DeviceC forwards toward DeviceA
+        sc.wait_until(lambda: sc.converged(lab), 30, "the start state")
         joiner = Joiner(lab, 3)
         wait_for(lambda: remote(lab, "DeviceB") == groups(3), 15, "groups backed up")
         labctl(["link", "down", "DeviceA", "GE0/1/2", "--name", lab.name])

@@ -8,6 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from lab import scenarios as sc
 from lab.labctl import main as labctl
 from tests.lab.conftest import display, etrunk_lines, in_ns, variant, wait_for
 
@@ -64,8 +65,7 @@ def reports(lab, node: str) -> int:
 
 def test_groups_sync_leave_restart_and_switchover(make_lab) -> None:
     lab = make_lab("tigmp")
-    wait_for(lambda: display(lab, "DeviceB", "display remote-backup-service")[0]["tcp_state"]
-             == "connected", 15, "RBS connected")
+    sc.wait_until(lambda: sc.converged(lab), 30, "the start state")
     for n in (1, 50, 1000):
         joiner = Joiner(lab, n)
         want = groups(n)
@@ -125,8 +125,8 @@ def test_rbs_rejects_other_addresses_and_reports_backup_id_mismatch(make_lab,
 def test_revert_hands_the_groups_back_to_devicea(make_lab, tmp_path: Path) -> None:
     lab = make_lab("tigmprev", variant(tmp_path, DeviceA=etrunk_lines("timer revert delay 1"),
                                        DeviceB=etrunk_lines("timer revert delay 1")))
-    wait_for(lambda: display(lab, "DeviceB", "display remote-backup-service")[0]["tcp_state"]
-             == "connected", 15, "RBS connected")
+    # the hosts' unsolicited reports are lost until DeviceC forwards toward DeviceA
+    sc.wait_until(lambda: sc.converged(lab), 30, "the start state")
     joiner = Joiner(lab, 50)
     wait_for(lambda: remote(lab, "DeviceB") == groups(50), 20, "50 groups backed up on B")
     labctl(["link", "down", "DeviceA", "GE0/1/2", "--name", lab.name])
