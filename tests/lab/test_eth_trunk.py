@@ -28,10 +28,11 @@ def quick_revert(tmp_path: Path) -> Path:
 
 def test_seed_trunk_negotiates_and_switches_over(make_lab, tmp_path: Path) -> None:
     lab = make_lab("ttrunk", quick_revert(tmp_path))
-    wait_for(lambda: member(lab, "DeviceA", "GigabitEthernet0/1/2")["status"] == "Selected",
-             15, "DeviceA's member Selected")
+    # Selected (collecting), then distributing one PDU exchange later
+    wait_for(lambda: member(lab, "DeviceA", "GigabitEthernet0/1/2")["actor"]["port_state"]
+             == "10111100", 15, "DeviceA's member Selected and distributing")
     a = member(lab, "DeviceA", "GigabitEthernet0/1/2")
-    assert a["actor"]["port_state"] == "10111100"
+    assert a["status"] == "Selected"
     assert (a["actor"]["system_priority"], a["actor"]["system_id"]) == (32768, "00e0-fc12-3455")
     assert (a["actor"]["port_number"], a["actor"]["port_key"]) == (1, 305)
     # DeviceC aggregates toward DeviceA (equal priorities, lower system ID)

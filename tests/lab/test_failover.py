@@ -103,8 +103,9 @@ def start_state(lab, hold) -> None:
                   "the groups on DeviceA and backed up on DeviceB")
 
 
-def back_to_start(lab, timeout: float = 30) -> None:
-    """Recovery: the start state again, with no stuck entries (as lists, for the message)."""
+def back_to_start(lab, timeout: float = 30, settle: float = 15) -> None:
+    """Recovery: the start state again, with no stuck entries (as lists, for the message)
+    within `settle` seconds of converging."""
     sc.wait_until(lambda: sc.converged(lab), timeout, "the start state after recovery")
     problems: list[str] = []
 
@@ -114,7 +115,7 @@ def back_to_start(lab, timeout: float = 30) -> None:
         return not problems
 
     with contextlib.suppress(TimeoutError):
-        sc.wait_until(clean, 15, "no stuck state")
+        sc.wait_until(clean, settle, "no stuck state")
     assert problems == []
 
 
@@ -356,7 +357,9 @@ def test_device_a_silent_with_carrier_up(make_lab, hold_groups, tmp_path: Path) 
     assert gap_ms(traffic, t_silence) < 10_000
     assert_delivered(report, traffic)
     sc.wait_until(lambda: sc.converged(lab), 15, "the start state after the silence")
-    back_to_start(lab)
+    # after a silence DeviceA may have to relearn a group from the Receiver's answer to its
+    # next general query (60 s): stuck means still wrong after that
+    back_to_start(lab, settle=75)
 
 
 def test_flapping_a_c_then_converged_and_lossless(make_lab, hold_groups,
