@@ -24,7 +24,7 @@ VERSION = 1
 DEFAULT_PORT = 1025  # Huawei's default E-Trunk UDP port, both ends
 
 _HEADER = struct.Struct("!4sBBBBHHBBHI6s2xQ")
-_MEMBER = struct.Struct("!HBBB3x")
+_MEMBER = struct.Struct("!HBBBB2x")
 HEADER_LEN = _HEADER.size  # 36
 MEMBER_LEN = _MEMBER.size  # 8
 DIGEST_LEN = 32  # HMAC-SHA256
@@ -56,6 +56,7 @@ class Flags(IntFlag):
 
 _KNOWN_FLAGS = int(Flags.BFD | Flags.REVERT)
 NO_FLAGS = Flags(0)
+_FORWARDING = 0x01  # member flags: the sender's Eth-Trunk carries traffic
 
 
 class MemberRole(StrEnum):
@@ -92,12 +93,16 @@ def _check(name: str, value: int, low: int, high: int) -> None:
 
 @dataclass(frozen=True)
 class Member:
-    """One member Eth-Trunk as its device advertises it."""
+    """One member Eth-Trunk as its device advertises it.
+
+    `forwarding`: the sender's Eth-Trunk carries traffic (its LACP aggregator distributes);
+    when both devices' members claim master, the one that carries the traffic keeps it."""
 
     trunk_id: int
     phy_up: bool
     role: MemberRole
     mode: WorkMode = WorkMode.AUTO
+    forwarding: bool = False
 
     def __post_init__(self) -> None:
         _check("trunk_id", self.trunk_id, 0, 0xFFFF)
@@ -165,7 +170,8 @@ def encode(msg: Hello, key: bytes) -> bytes:
         )
     ]
     parts += [
-        _MEMBER.pack(m.trunk_id, int(m.phy_up), _ROLE_CODE[m.role], _MODE_CODE[m.mode])
+        _MEMBER.pack(m.trunk_id, int(m.phy_up), _ROLE_CODE[m.role], _MODE_CODE[m.mode],
+                     _FORWARDING if m.forwarding else 0)
         for m in msg.members
     ]
     body = b"".join(parts)
@@ -216,10 +222,11 @@ def decode(data: bytes, key: bytes) -> Hello:
     if hello_100ms == 0 or fail_100ms == 0:
         raise DecodeError("bad-field", f"hello {hello_100ms}, fail time {fail_100ms}")
     members = []
-    for trunk_id, phy, role, mode in _MEMBER.iter_unpack(body[HEADER_LEN:]):
+    for trunk_id, phy, role, mode, mflags in _MEMBER.iter_unpack(body[HEADER_LEN:]):
         if phy > 1 or role not in _CODE_ROLE or mode not in _CODE_MODE:
             raise DecodeError("bad-field", f"member {trunk_id}: phy {phy} role {role} mode {mode}")
-        members.append(Member(trunk_id, bool(phy), _CODE_ROLE[role], _CODE_MODE[mode]))
+        members.append(Member(trunk_id, bool(phy), _CODE_ROLE[role], _CODE_MODE[mode],
+                              bool(mflags & _FORWARDING)))
     if len({m.trunk_id for m in members}) != len(members):
         raise DecodeError("bad-field", "duplicate member trunk id")
     return Hello(

@@ -123,7 +123,10 @@ def _member_json(m: MemberSnapshot) -> dict[str, Any]:
             "phy_state": "Up" if remote.phy_up else "Down",
             "state": remote.role.value.capitalize(),
             "work_mode": remote.mode.value,
+            "forwarding": remote.forwarding,
         },
+        "forwarding": m.forwarding,
+        "took_over": m.took_over,
         # JSON has no infinity: a hold that never ends (revert disabled) is "forever".
         "revert_at": "forever" if m.revert_at == math.inf else m.revert_at,
     }

@@ -108,10 +108,15 @@ def member_role(
     state: ETrunkState,
     peer_known: bool,
     remote: Member | None,
+    took_over: bool = False,
+    forwarding: bool = False,
 ) -> tuple[MemberRole, MemberCause]:
     """The role one member should have now, from our side's view; pure, so both sides agree.
 
-    `remote` is the peer's entry for the same Eth-Trunk ID in its last hello. In order:
+    `remote` is the peer's entry for the same Eth-Trunk ID in its last hello (its
+    `forwarding` says whether the peer's Eth-Trunk carries traffic). `took_over`: our member
+    became master while the peer's was master (it took the peer's traffic over); `forwarding`:
+    our Eth-Trunk carries traffic (LACP distributing). In order:
 
     1. force-master / force-backup: as configured.
     2. E-Trunk INIT: backup (ETRUNK_INIT); nobody forwards before we know about the peer.
@@ -120,20 +125,29 @@ def member_role(
     5. The peer's member is down: master (PEER_MEMBER_DOWN); ours down: backup.
     6. Both up, the peer's member forced: the other role.
     7. Both up, both auto: the E-Trunk master's member is the master, except that
-       a. a member that is backup stays backup while the peer's is master (and up), and
-       b. a member that is master, on the E-Trunk backup, while the peer's is backup, stays
-          master (REVERT_DELAY): it took over while the peer's member or the peer was away,
-          and hands back only when the revert delay has run out (the caller times that, and
-          never ends it with revert disabled); then it yields (ETRUNK_BACKUP) and the peer,
-          seeing backup, takes over by the base rule (break before make: both are backup for
-          one one-way delay, never both master);
-       c. if both are master (only transiently: updates crossed in flight, or a healed
-          partition), the E-Trunk master keeps it and the E-Trunk backup yields at once.
+       a. a member that is backup stays backup while the peer's is master (and up);
+       b. a member that is master, on the E-Trunk backup, while the peer's is backup, holds
+          the role (REVERT_DELAY) if it took it over or forwards: it hands back when the
+          revert delay has run out (the caller times that, and never ends it with revert
+          disabled). Taking over is enough, whatever LACP has reached: the switch may still
+          be waiting out its aggregate wait, and a returning link must not pull the traffic
+          back into a second wait. A member that did neither (it took the role for a moment
+          at start-up, the peer's port came up a moment later) hands it back at once. The
+          hand-back is break before make: it yields (ETRUNK_BACKUP) and the peer, seeing
+          backup, takes over by the base rule, so both are backup for one one-way delay,
+          never both master;
+       c. if both are master (updates crossed in flight, a false BFD alarm, a healed
+          partition), the member that carries the traffic keeps it: the E-Trunk backup's
+          member keeps it (REVERT_DELAY) if its Eth-Trunk forwards, and the E-Trunk master's
+          yields when the peer's says it forwards; otherwise the E-Trunk master's keeps it
+          and the backup's yields at once. Both sides judge by the same fact (whether the
+          E-Trunk backup's member forwards), so they agree; the E-Trunk master's own view is
+          left out because after a partition it is the stale one.
 
-    So with both up and both auto the rule is symmetric and monotone: a side becomes master
-    only when the peer is backup (7a), a master yields only to rule 7b's delay or 7c's tie
-    break, and two backups always resolve to the E-Trunk master's side. The function is
-    idempotent (applying it to its own result gives the same result).
+    With both up and both auto the rule is symmetric and monotone: a side becomes master only
+    when the peer is backup (7a), a master yields only to rule 7b's delay or 7c's tie break,
+    and two backups always resolve to the E-Trunk master's side. The function is idempotent
+    (applying it to its own result gives the same result).
     """
     if mode is WorkMode.FORCE_MASTER:
         return MemberRole.MASTER, MemberCause.FORCE_MASTER
@@ -154,17 +168,23 @@ def member_role(
     if remote.mode is WorkMode.FORCE_BACKUP:
         return MemberRole.MASTER, MemberCause.PEER_FORCE_BACKUP
     winner = state is ETrunkState.MASTER
-    if current is MemberRole.MASTER:
+    yielded = MemberCause.PEER_MEMBER_MASTER if winner else MemberCause.ETRUNK_BACKUP
+    if current is MemberRole.BACKUP:
+        if remote.role is MemberRole.MASTER or not winner:
+            return MemberRole.BACKUP, yielded
+        return MemberRole.MASTER, MemberCause.ETRUNK_MASTER
+    if remote.role is MemberRole.MASTER:  # 7c
         if winner:
+            if remote.forwarding:
+                return MemberRole.BACKUP, yielded
             return MemberRole.MASTER, MemberCause.ETRUNK_MASTER
-        if remote.role is MemberRole.MASTER:
-            return MemberRole.BACKUP, MemberCause.ETRUNK_BACKUP
-        return MemberRole.MASTER, MemberCause.REVERT_DELAY
-    if remote.role is MemberRole.MASTER:
-        cause = MemberCause.PEER_MEMBER_MASTER if winner else MemberCause.ETRUNK_BACKUP
-        return MemberRole.BACKUP, cause
+        if forwarding:
+            return MemberRole.MASTER, MemberCause.REVERT_DELAY
+        return MemberRole.BACKUP, yielded
     if winner:
         return MemberRole.MASTER, MemberCause.ETRUNK_MASTER
+    if took_over or forwarding:  # 7b
+        return MemberRole.MASTER, MemberCause.REVERT_DELAY
     return MemberRole.BACKUP, MemberCause.ETRUNK_BACKUP
 
 
@@ -285,6 +305,8 @@ class MemberSnapshot:
     cause: MemberCause
     remote: Member | None  # the peer's entry for this Eth-Trunk (Remote-ID), if any
     revert_at: float | None  # end of a running revert hold; math.inf with revert disabled
+    forwarding: bool  # our Eth-Trunk carries traffic (advertised as FORWARDING)
+    took_over: bool  # became master while the peer's member was: may hold for the delay
 
 
 @dataclass(frozen=True)
@@ -352,6 +374,8 @@ class _Member:
     role: MemberRole = MemberRole.BACKUP
     cause: MemberCause = MemberCause.ETRUNK_INIT
     forwarding: bool = False  # the local Eth-Trunk carries traffic (LACP distributing)
+    peer_master: bool = False  # the peer's member, last seen up, was master
+    took_over: bool = False  # became master while the peer's was: ours carries its traffic
     holding: bool = False  # a revert hold is running (timer pending, or forever)
     revert_done: bool = False  # the revert delay ran out: yield at this evaluation
     reported: tuple[MemberRole, MemberCause] | None = None
@@ -505,6 +529,8 @@ class ETrunkMachine:
                     cause=m.cause,
                     remote=self._peer_members.get(m.cfg.trunk_id),
                     revert_at=revert_at,
+                    forwarding=m.forwarding and m.phy_up,
+                    took_over=m.took_over,
                 )
             )
         return ETrunkSnapshot(
@@ -564,6 +590,10 @@ class ETrunkMachine:
             expires_at=expires,
         )
         self._peer_members = {m.trunk_id: m for m in msg.members}
+        for pm in msg.members:
+            mine = self._members.get(pm.trunk_id)
+            if mine is not None and pm.phy_up:  # a member going down was what it was
+                mine.peer_master = pm.role is MemberRole.MASTER
         self._timers.stop(TimerName.INIT)
         self._timers.start(TimerName.PEER, expires)
         self._set_state(self._elect(self._peer), Cause.PRI, now)
@@ -603,22 +633,23 @@ class ETrunkMachine:
     # ---- members and transmit -----------------------------------------------------------
 
     def _decide(self, m: _Member, now: float) -> bool:
-        """Apply member_role (and the revert hold) to one member; return whether it moved."""
+        """Apply member_role (and the revert hold) to one member; return whether it moved.
+
+        took_over is set when the member becomes master while the peer's member, last seen
+        up, was master (also when the peer was then lost), and cleared when it becomes
+        backup."""
+        remote = self._peer_members.get(m.cfg.trunk_id)
         role, cause = member_role(
             mode=m.cfg.mode,
             local_up=m.phy_up,
             current=m.role,
             state=self._state,
             peer_known=self._peer is not None,
-            remote=self._peer_members.get(m.cfg.trunk_id),
+            remote=remote,
+            took_over=m.took_over,
+            forwarding=m.forwarding and m.phy_up,
         )
         tid = m.cfg.trunk_id
-        if cause is MemberCause.REVERT_DELAY and not m.holding and not m.forwarding:
-            # The revert delay protects traffic flowing through our member. One that took
-            # the role but never carried traffic (the peer's member came up a moment later,
-            # as at start-up) hands it back at once instead of holding it, forever with
-            # revert disabled.
-            role, cause = MemberRole.BACKUP, MemberCause.ETRUNK_BACKUP
         if cause is MemberCause.REVERT_DELAY:
             if not m.holding:  # the hold starts
                 m.holding = True
@@ -632,6 +663,10 @@ class ETrunkMachine:
         if cause is not MemberCause.REVERT_DELAY:
             m.holding = m.revert_done = False
             self._timers.stop(TimerName.REVERT, tid)
+        if role is MemberRole.MASTER and m.role is MemberRole.BACKUP:
+            m.took_over = m.peer_master
+        elif role is MemberRole.BACKUP:
+            m.took_over = False
         changed = (role, cause) != (m.role, m.cause)
         m.role, m.cause = role, cause
         return changed
@@ -655,7 +690,8 @@ class ETrunkMachine:
 
     def _members_on_wire(self) -> tuple[Member, ...]:
         return tuple(
-            Member(m.cfg.trunk_id, m.phy_up, m.role, m.cfg.mode) for m in self._members.values()
+            Member(m.cfg.trunk_id, m.phy_up, m.role, m.cfg.mode, m.forwarding and m.phy_up)
+            for m in self._members.values()
         )
 
     def _view(self) -> tuple[object, ...]:

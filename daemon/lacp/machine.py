@@ -9,13 +9,16 @@ raises instead of silently producing a state the standard does not have.
 
 Where this differs from the standard's model, on purpose:
 - One aggregator per trunk, as on VRP: ports aggregate only with one partner system (system
-  priority, system ID, key); ports to any other partner stay UNSELECTED. The partner is chosen
-  among in-sync links (see `LacpTrunk._select`), so a DeviceC-style switch facing an E-Trunk
-  pair follows the master.
+  priority, system ID, key); ports to any other partner stand by (STANDBY, in WAITING). The
+  partner is chosen among in-sync links (see `LacpTrunk._select`), so a DeviceC-style switch
+  facing an E-Trunk pair follows the master.
 - Static LACP needs LACPDUs: a port whose partner information is defaulted is never selected
   (the standard would aggregate it with the administrative partner values).
-- A port that has been CURRENT for the aggregate wait time attaches without waiting again
-  (see `LacpTrunk._stood_by`), and an E-Trunk BACKUP role keeps every port UNSELECTED.
+- wait_while counts from when the port's partner became known (CURRENT with this partner
+  identity, kept through EXPIRED), not from the moment the mux enters WAITING: a port that
+  has already been seen for the aggregate wait time attaches at once, one seen for less waits
+  the remainder (see `LacpTrunk._wait_deadline`). An E-Trunk BACKUP role keeps every port
+  UNSELECTED.
 - port_moved is not modelled (a partner port cannot move between our ports within one
   process), and LACP is always enabled on a static LACP member, so LACP_DISABLED is never
   entered; the state is listed so the names match the standard.
@@ -116,8 +119,7 @@ TRANSITIONS: Mapping[type[IntEnum], Mapping[IntEnum, frozenset[IntEnum]]] = {
         _P.PERIODIC_TX: frozenset({_P.FAST_PERIODIC, _P.SLOW_PERIODIC}),
     },
     MuxState: {
-        # DETACHED -> ATTACHED is our standby fast path (LacpTrunk._stood_by).
-        _M.DETACHED: frozenset({_M.WAITING, _M.ATTACHED}),
+        _M.DETACHED: frozenset({_M.WAITING}),
         _M.WAITING: frozenset({_M.DETACHED, _M.ATTACHED}),
         _M.ATTACHED: frozenset({_M.DETACHED, _M.COLLECTING}),
         _M.COLLECTING: frozenset({_M.ATTACHED, _M.DISTRIBUTING}),
@@ -255,9 +257,18 @@ def _identity(info: PortInfo) -> _Identity:
     )
 
 
-def _partner_system(info: PortInfo) -> tuple[int, bytes, int]:
-    """What ports must share to aggregate together; ordered by preference (lowest first)."""
-    return (info.system_priority, info.system, info.key)
+def _lag_key(info: PortInfo) -> tuple[int, ...] | tuple[int, bytes, int]:
+    """What ports must share to aggregate together; ordered by preference (lowest first).
+
+    An Individual partner port (Aggregation clear) is a LAG of its own: its port identity is
+    part of the key, so it never shares an aggregator with another link."""
+    key = (info.system_priority, info.system, info.key)
+    if info.state & _AGGREGATION:
+        return key
+    return (*key, info.port_priority, info.port)
+
+
+_ATTACHED = frozenset({MuxState.ATTACHED, MuxState.COLLECTING, MuxState.DISTRIBUTING})
 
 
 class _Timers:
@@ -301,7 +312,7 @@ class _Port:
     selected: Selected = Selected.UNSELECTED
     partner: PortInfo = NO_PARTNER
     defaulted: bool = True
-    current_since: float | None = None  # rx continuously CURRENT with this partner since
+    current_since: float | None = None  # this partner known (CURRENT/EXPIRED) since
     attached_to: _Identity | None = None  # partner identity when the mux left DETACHED
     ntt: bool = False
     actor_state: int = 0  # last computed, to detect changes (NTT)
@@ -456,14 +467,13 @@ class LacpTrunk:
         """Partner silent (or link just up): out of sync, and ask it to speed up."""
         self._rx_to(p, RxState.EXPIRED)
         p.partner = replace(p.partner, state=(p.partner.state & ~_SYNC) | _TIMEOUT)
-        p.current_since = None
         self._timers.start(p.cfg.name, TimerName.CURRENT_WHILE, now + SHORT_TIMEOUT_TIME)
 
     def _enter_current(self, p: _Port, pdu: Lacpdu, now: float) -> None:
         """update_Selected, update_NTT and recordPDU (6.4.9), restart current_while."""
         actor = self._actor_info(p)
-        if p.rx is not RxState.CURRENT or _identity(pdu.actor) != _identity(p.partner):
-            p.current_since = now
+        if p.current_since is None or _identity(pdu.actor) != _identity(p.partner):
+            p.current_since = now  # a new partner (or the first since the link came up)
         if (
             _identity(pdu.partner) != _identity(actor)
             or (pdu.partner.state ^ actor.state) & _NTT_BITS
@@ -485,6 +495,7 @@ class LacpTrunk:
             self._rx_to(p, RxState.DEFAULTED)
             p.partner = NO_PARTNER
             p.defaulted = True
+            p.current_since = None
 
     # ---- periodic transmit machine ------------------------------------------------------
 
@@ -532,31 +543,40 @@ class LacpTrunk:
     def _select(self) -> bool:
         """Choose one partner system and the ports to it; return whether anything changed.
 
-        A port is a candidate when enabled, rx CURRENT and its partner aggregatable. Partners
-        whose LACPDUs show Synchronization are preferred: an E-Trunk backup keeps its ports
-        out of sync, so a switch facing the pair follows the master, and moves to the other
-        device at once when the chosen one's links all fail. With no partner in sync, any
-        candidate partner will do (someone has to go first). Among the pool: lowest partner
-        system priority, then system ID, then key. At most max_active ports to the chosen
-        partner are SELECTED; the others are STANDBY.
+        A port is a candidate when enabled and its partner known: CURRENT, or EXPIRED (the
+        partner went quiet but its information is kept, sync cleared, as in the standard,
+        so it returns without a new wait). Partners whose LACPDUs show Synchronization are
+        preferred: an E-Trunk backup keeps its ports out of sync, so a switch facing the pair
+        follows the master, and moves to the other device at once when the chosen one's
+        links all fail or expire. With no partner in sync, any candidate will do (someone has
+        to go first). Among the pool, the partner the aggregator is attached to keeps it (an
+        aggregator belongs to the LAG of its attached ports until they leave, 802.1AX 6.4.14):
+        a partner that claims sync later does not pull the trunk away from working links.
+        Otherwise the lowest partner system priority, system ID, key wins. A partner port that
+        says Individual (Aggregation clear) is a LAG of its own and aggregates alone. At most
+        max_active ports to the chosen partner are SELECTED; every other candidate is STANDBY
+        and waits in WAITING, so its wait_while has run when it is needed.
         """
         wanted = dict.fromkeys(self._ports.values(), Selected.UNSELECTED)
         if self._role is Role.MASTER and not self._stopped:
             eligible = [
                 p
                 for p in self._ports.values()
-                if p.enabled and p.rx is RxState.CURRENT and p.partner.state & _AGGREGATION
+                if p.enabled and not p.defaulted and p.rx in (RxState.CURRENT, RxState.EXPIRED)
             ]
-            pool = [p for p in eligible if p.partner.state & _SYNC] or eligible
+            pool = {_lag_key(p.partner) for p in eligible if p.partner.state & _SYNC}
+            pool = pool or {_lag_key(p.partner) for p in eligible}
             if pool:
-                chosen = min(_partner_system(p.partner) for p in pool)
+                attached = {_lag_key(p.partner) for p in eligible if p.mux in _ATTACHED}
+                chosen = min(pool & attached or pool)
                 members = sorted(
-                    (p for p in eligible if _partner_system(p.partner) == chosen),
+                    (p for p in eligible if _lag_key(p.partner) == chosen),
                     key=self._activation_order,
                 )
-                for i, p in enumerate(members):
-                    active = i < self.config.max_active
-                    wanted[p] = Selected.SELECTED if active else Selected.STANDBY
+                for p in eligible:
+                    wanted[p] = Selected.STANDBY
+                for p in members[: self.config.max_active]:
+                    wanted[p] = Selected.SELECTED
         changed = False
         for p, sel in wanted.items():
             if p.selected is not sel:
@@ -574,21 +594,19 @@ class LacpTrunk:
 
     # ---- mux machine (independent control) ----------------------------------------------
 
-    def _stood_by(self, p: _Port, now: float) -> bool:
-        """Whether a newly selected port may attach without waiting (our fast path).
+    def _wait_deadline(self, p: _Port, now: float) -> float:
+        """When wait_while runs out for a port entering WAITING at `now`.
 
-        wait_while exists so that all ports about to join one aggregator are gathered
-        before it attaches, and a partner that just appeared gets time to show its whole
-        link set. A port whose receive machine has been CURRENT with the same partner for at
-        least the aggregate wait time has already been seen for longer than that: it was a
-        healthy standby (another partner was chosen, or the trunk was E-Trunk BACKUP).
-        Attaching it at once cannot gather a port too early, and keeps the 2 s wait off the
-        failover path. A partner that just arrived (or changed identity) still waits, and so
-        does a port already in WAITING: it leaves with the rest of the aggregator (Ready).
-        A STANDBY port sits in WAITING with wait_while long run out, so when it becomes
-        SELECTED it attaches at once through Ready as in the standard.
+        The wait exists so that every port about to join one aggregator is gathered before
+        it attaches, and a partner that just appeared gets time to show its whole link set.
+        It is counted from when the port's partner became known (current_since), so a port
+        that has stood by, healthy, for the aggregate wait time attaches at once when
+        selected, and one that appeared a moment ago waits only the remainder, as a STANDBY
+        port that entered WAITING with it would in the standard. A new partner identity, a
+        link that came back or a defaulted partner start the count again.
         """
-        return p.current_since is not None and now >= p.current_since + AGGREGATE_WAIT_TIME
+        since = now if p.current_since is None else p.current_since
+        return max(now, since + AGGREGATE_WAIT_TIME)
 
     def _ready(self) -> bool:
         """The aggregator's Ready: every SELECTED port in WAITING has run out wait_while."""
@@ -607,8 +625,6 @@ class LacpTrunk:
         collecting = bool(p.partner.state & _COLLECTING)
         match p.mux:
             case MuxState.DETACHED:
-                if sel is Selected.SELECTED and self._stood_by(p, now):
-                    return MuxState.ATTACHED
                 if sel is not Selected.UNSELECTED:
                     return MuxState.WAITING
             case MuxState.WAITING:
@@ -641,8 +657,8 @@ class LacpTrunk:
                 self._timers.stop(p.cfg.name, TimerName.WAIT_WHILE)
             elif old is MuxState.DETACHED:
                 p.attached_to = _identity(p.partner)
-            if new is MuxState.WAITING:
-                self._timers.start(p.cfg.name, TimerName.WAIT_WHILE, now + AGGREGATE_WAIT_TIME)
+            if new is MuxState.WAITING and (deadline := self._wait_deadline(p, now)) > now:
+                self._timers.start(p.cfg.name, TimerName.WAIT_WHILE, deadline)
             elif new is MuxState.ATTACHED:
                 self._timers.stop(p.cfg.name, TimerName.WAIT_WHILE)
         return changed
@@ -711,7 +727,9 @@ class LacpTrunk:
 
     def _settle(self, now: float) -> list[Output]:
         """Run selection and mux to a fixed point, then periodic and transmit; emit outputs."""
-        for _ in range(4):  # selection reads no mux state, so two rounds always suffice
+        # Selection reads only whether ports are attached, and no port attaches to a partner
+        # that is not chosen, so three rounds always suffice.
+        for _ in range(4):
             changed = self._select()
             for p in self._ports.values():
                 changed |= self._run_mux(p, now)

@@ -255,6 +255,11 @@ local ef = {
     m_phy = ProtoField.uint8("etrunk.member.phy", "Phy state", base.DEC, et_phy),
     m_role = ProtoField.uint8("etrunk.member.role", "Role", base.DEC, et_roles),
     m_mode = ProtoField.uint8("etrunk.member.mode", "Work mode", base.DEC, et_modes),
+    m_flags = ProtoField.uint8("etrunk.member.flags", "Member flags", base.HEX),
+    m_forwarding = ProtoField.bool("etrunk.member.forwarding", "Forwarding", 8, nil, 0x01,
+        "The sender's Eth-Trunk carries traffic (LACP distributing)"),
+    m_flags_reserved = ProtoField.uint8("etrunk.member.flags.reserved", "Reserved flags",
+        base.HEX, nil, 0xfe),
     m_reserved = ProtoField.bytes("etrunk.member.reserved", "Reserved"),
     digest = ProtoField.bytes("etrunk.digest", "HMAC-SHA256"),
     digest_status = ProtoField.uint8("etrunk.digest.status", "Digest status", base.DEC,
@@ -445,16 +450,24 @@ function etrunk.dissector(tvb, pinfo, tree)
         local trunk = tvb(off, 2):uint()
         local phy, role, mode = tvb(off + 2, 1):uint(), tvb(off + 3, 1):uint(),
             tvb(off + 4, 1):uint()
+        local mflags = tvb(off + 5, 1):uint()
         local mt = t:add(ef.member, tvb(off, ET_MEMBER_LEN))
-        mt:set_text(string.format("Member Eth-Trunk %d: %s, %s, %s", trunk,
+        mt:set_text(string.format("Member Eth-Trunk %d: %s, %s, %s%s", trunk,
             et_phy[phy] or ("phy " .. phy), et_roles[role] or ("role " .. role),
-            et_modes[mode] or ("mode " .. mode)))
+            et_modes[mode] or ("mode " .. mode),
+            (mflags % 2 == 1) and ", forwarding" or ""))
         local ti = mt:add(ef.m_trunk, tvb(off, 2))
         local pi = mt:add(ef.m_phy, tvb(off + 2, 1))
         local rli = mt:add(ef.m_role, tvb(off + 3, 1))
         local mi = mt:add(ef.m_mode, tvb(off + 4, 1))
-        local resi = mt:add(ef.m_reserved, tvb(off + 5, 3))
-        if tvb(off + 5, 3):uint() ~= 0 then
+        local fi = mt:add(ef.m_flags, tvb(off + 5, 1))
+        fi:add(ef.m_forwarding, tvb(off + 5, 1))
+        local fri = fi:add(ef.m_flags_reserved, tvb(off + 5, 1))
+        if mflags >= 2 then
+            fri:add_proto_expert_info(ee.reserved_nonzero)
+        end
+        local resi = mt:add(ef.m_reserved, tvb(off + 6, 2))
+        if tvb(off + 6, 2):uint() ~= 0 then
             resi:add_proto_expert_info(ee.reserved_nonzero)
         end
         if not et_phy[phy] then

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import struct
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -69,7 +70,7 @@ GOLDEN_BODY = bytes.fromhex(
     " 000a 000000c8"  # hello 10 (1 s), fail time 200 (20 s)
     " 00e0fc123455 0000"  # system ID, reserved
     " 0123456789abcdef"  # sequence
-    " 0001 01 01 01 000000"  # Eth-Trunk 1: up, master, auto, reserved
+    " 0001 01 01 01 00 0000"  # Eth-Trunk 1: up, master, auto, no member flags, reserved
 )
 
 
@@ -90,7 +91,8 @@ class ScapyMember(Packet):
         ByteEnumField("phy", 0, {0: "down", 1: "up"}),
         ByteEnumField("role", 1, {1: "master", 2: "backup"}),
         ByteEnumField("mode", 1, {1: "auto", 2: "force-master", 3: "force-backup"}),
-        StrFixedLenField("reserved", b"\x00" * 3, 3),
+        FlagsField("flags", 0, 8, ["FORWARDING"]),
+        StrFixedLenField("reserved", b"\x00" * 2, 2),
     ]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
@@ -181,7 +183,7 @@ def test_we_decode_what_scapy_builds() -> None:
         sequence=42,
         members=[
             ScapyMember(trunk_id=1, phy=0, role=2, mode=3),
-            ScapyMember(trunk_id=300, phy=1, role=1, mode=2),
+            ScapyMember(trunk_id=300, phy=1, role=1, mode=2, flags="FORWARDING"),
         ],
     )
     msg = decode(bytes(pkt), KEY)
@@ -195,7 +197,7 @@ def test_we_decode_what_scapy_builds() -> None:
         state=ETrunkState.BACKUP,
         members=(
             Member(1, False, MemberRole.BACKUP, WorkMode.FORCE_BACKUP),
-            Member(300, True, MemberRole.MASTER, WorkMode.FORCE_MASTER),
+            Member(300, True, MemberRole.MASTER, WorkMode.FORCE_MASTER, forwarding=True),
         ),
         msg_type=MessageType.GOODBYE,
         flags=Flags.BFD,
@@ -206,7 +208,8 @@ def test_reserved_octets_and_unknown_flags_are_ignored() -> None:
     body = bytearray(GOLDEN_BODY)
     body[6] |= 0xF0  # unknown flags
     body[26:28] = b"\xff\xff"  # header reserved
-    body[41:44] = b"\xaa\xbb\xcc"  # member reserved
+    body[41] |= 0xFE  # unknown member flags
+    body[42:44] = b"\xbb\xcc"  # member reserved
     assert decode(sign(bytes(body)), KEY) == SEED_HELLO
 
 
@@ -369,3 +372,10 @@ def test_signed_garbage_with_our_header_only_raises_decode_error(body: bytes) ->
     head = b"ETRK\x01" + body[5:8] + struct.pack("!H", len(body) + DIGEST_LEN) + body[10:]
     with contextlib.suppress(DecodeError):
         decode(sign(head), KEY)
+
+
+def test_member_forwarding_flag_is_bit_0_of_the_member_flags() -> None:
+    member = Member(1, True, MemberRole.MASTER, WorkMode.AUTO, forwarding=True)
+    data = encode(replace(SEED_HELLO, members=(member,)), KEY)
+    assert data[36:44] == bytes.fromhex("0001 01 01 01 01 0000")
+    assert decode(data, KEY).members == (member,)

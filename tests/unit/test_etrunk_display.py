@@ -39,6 +39,8 @@ MEMBER = MemberSnapshot(
     cause=MemberCause.ETRUNK_MASTER,
     remote=Member(1, True, MemberRole.BACKUP),
     revert_at=None,
+    forwarding=True,
+    took_over=False,
 )
 
 SNAP = ETrunkSnapshot(
@@ -137,7 +139,10 @@ def test_json_carries_the_same_and_more() -> None:
         "state": "Master",
         "causation": "ETRUNK_MASTER",
         "remote_id": 1,
-        "remote": {"phy_state": "Up", "state": "Backup", "work_mode": "auto"},
+        "remote": {"phy_state": "Up", "state": "Backup", "work_mode": "auto",
+                   "forwarding": False},
+        "forwarding": True,
+        "took_over": False,
         "revert_at": None,
     }
     held = replace(

@@ -101,16 +101,29 @@ class Lab:
                 heapq.heappush(self.inflight, (self.now + LATENCY, next(self._seq), dev, data))
         self.check()
         if self.lacp:
-            self.follow_lacp(dev, outs)
+            self.follow_lacp()
 
-    def follow_lacp(self, dev: str, outs: list[Output]) -> None:
-        """Stand-in for LACP: a member forwards while it is master with its phy up."""
-        machine = self.machines[dev]
-        for m in machine.snapshot().members:
-            forwarding = m.role is MASTER and m.phy_up and dev in self.alive
-            if self.forwarding.get((dev, m.trunk_id)) != forwarding:
-                self.forwarding[(dev, m.trunk_id)] = forwarding
-                self.feed(dev, machine.member_forwarding(m.trunk_id, forwarding, self.now))
+    def follow_lacp(self) -> None:
+        """Stand-in for LACP and the switch: a member forwards while it is master with its
+        phy up, unless the peer's member already forwards (the switch has one aggregator and
+        keeps the partner it is attached to). Stops first, then starts."""
+        for starting in (False, True):
+            for dev in ("A", "B"):
+                machine = self.machines[dev]
+                for m in machine.snapshot().members:
+                    key = (dev, m.trunk_id)
+                    peer = self.forwarding.get((PEER[dev], m.trunk_id), False)
+                    able = m.role is MASTER and m.phy_up and dev in self.alive
+                    now_fwd = self.forwarding.get(key, False)
+                    if now_fwd and not able:
+                        want = False
+                    elif starting and not now_fwd and able and not peer:
+                        want = True
+                    else:
+                        continue
+                    self.forwarding[key] = want
+                    if dev in self.alive:  # a crashed device hears nothing more
+                        self.feed(dev, machine.member_forwarding(m.trunk_id, want, self.now))
 
     def deliver(self, src: str, data: bytes) -> None:
         dst = PEER[src]
@@ -598,16 +611,74 @@ def test_wrong_etrunk_id_and_own_system_id_are_dropped() -> None:
 
 
 def test_partition_heal_resolves_a_double_master_without_delay() -> None:
+    # The switch stayed with A through the partition (A's links never failed): B's member
+    # went master but never forwarded, so at the heal it yields at once.
     lab = Lab(make(SYS_A), make(SYS_B), strict=False)
     lab.start()
     lab.run_until(10.5)
     lab.cut()
     lab.run_until(40.0)
     assert lab.roles() == (MASTER, MASTER)  # split brain: each thinks the other is gone
+    assert lab.forwarding[("A", 1)] and not lab.forwarding.get(("B", 1))
     lab.link_up = True
     lab.run_until(41.0 + LATENCY)
     assert lab.roles() == (MASTER, BACKUP)
     assert lab.member("B").cause is MemberCause.ETRUNK_BACKUP
+
+
+def test_partition_heal_keeps_the_traffic_where_the_switch_moved_it() -> None:
+    # During the partition A's link failed and came back: the switch moved to B and stays
+    # there. At the heal the member that forwards (B's) keeps the role, A's yields, and the
+    # revert delay later the traffic returns to A's long-standing port.
+    lab = Lab(make(SYS_A, revert_delay_s=5), make(SYS_B, revert_delay_s=5), strict=False)
+    lab.start()
+    lab.run_until(10.5)
+    lab.cut()
+    lab.run_until(40.0)
+    lab.do("A", "member_phy", 1, False)
+    lab.do("A", "member_phy", 1, True)
+    assert lab.forwarding == {("A", 1): False, ("B", 1): True}
+    assert lab.roles() == (MASTER, MASTER)
+    lab.link_up = True
+    lab.run_until(41.0 + 2 * LATENCY)
+    assert lab.roles() == (BACKUP, MASTER)
+    assert lab.member("B").cause is MemberCause.REVERT_DELAY
+    assert lab.member("A").cause is MemberCause.PEER_MEMBER_MASTER
+    lab.run_until(41.0 + 5.0 + 2 * LATENCY)
+    assert lab.roles() == (MASTER, BACKUP)
+    assert lab.forwarding == {("A", 1): True, ("B", 1): False}
+
+
+def test_a_member_that_took_over_holds_while_the_switch_still_waits() -> None:
+    # Root cause of the 5.3 s outage: A's link failed, B's member took over, but B's trunk
+    # was not distributing yet (the switch was still waiting out its aggregate wait) when A's
+    # link came back. B must hold the role: A's returning port would start a new wait.
+    lab = Lab(make(SYS_A, revert_delay_s=3), make(SYS_B, revert_delay_s=3), lacp=False)
+    lab.start()
+    lab.run_until(5.0)
+    assert lab.roles() == (MASTER, BACKUP)
+    lab.do("A", "member_phy", 1, False)
+    lab.run_until(5.0 + 2 * LATENCY)
+    assert lab.roles() == (BACKUP, MASTER)
+    lab.run_until(7.0)
+    lab.do("A", "member_phy", 1, True)  # B's member never forwarded
+    lab.run_until(7.0 + 4 * LATENCY)
+    assert lab.roles() == (BACKUP, MASTER)
+    assert lab.member("B").cause is MemberCause.REVERT_DELAY
+    assert lab.member("B").revert_at == 7.0 + LATENCY + 3
+    lab.run_until(10.0 + 4 * LATENCY)
+    assert lab.roles() == (MASTER, BACKUP)
+
+
+def test_a_false_bfd_alarm_moves_no_traffic() -> None:
+    lab = converged(b_track_bfd=True, strict=False)
+    lab.run_until(10.5)
+    lab.do("B", "bfd_state", False)  # A is still there and still forwarding
+    assert lab.roles() == (MASTER, MASTER)
+    lab.run_until(11.0 + LATENCY)  # A's next hello: B never forwarded, so it yields
+    assert lab.roles() == (MASTER, BACKUP)
+    assert lab.forwarding[("A", 1)] is True
+    assert [o.role for _, o in lab.outputs("A", MemberRoleChanged, since=10.0)] == []
 
 
 # ---- work modes and members without a partner -----------------------------------------------
@@ -643,7 +714,8 @@ _MODES = list(WorkMode)
 def _step(
     side: dict[str, object], other: dict[str, object], state: ETrunkState
 ) -> tuple[MemberRole, MemberCause]:
-    remote = Member(1, bool(other["up"]), other["role"], other["mode"])  # type: ignore[arg-type]
+    remote = Member(1, bool(other["up"]), other["role"], other["mode"],  # type: ignore[arg-type]
+                    forwarding=bool(other.get("fwd")))
     return member_role(
         mode=side["mode"],  # type: ignore[arg-type]
         local_up=bool(side["up"]),
@@ -651,6 +723,8 @@ def _step(
         state=state,
         peer_known=True,
         remote=remote,
+        took_over=bool(side.get("took_over")),
+        forwarding=bool(side.get("fwd")),
     )
 
 
@@ -658,42 +732,52 @@ def _step(
 @pytest.mark.parametrize("b_mode", _MODES)
 def test_rule_converges_to_one_master_for_every_start(a_mode: WorkMode, b_mode: WorkMode) -> None:
     """Both sides alternate applying the rule with each other's latest view, from every pair of
-    current roles and phy states: they settle within two rounds, and with both up never both
-    master (unless both are forced) and never both backup (unless one is forced backup and
-    the other cannot be master)."""
+    current roles, phy states and takeover/forwarding facts: they settle within two rounds,
+    and with both up never both master (unless both are forced) and never both backup
+    (unless one is forced backup and the other cannot be master); two auto masters settle on
+    the one whose trunk forwards when that is B's (the E-Trunk backup's)."""
+    flags = list(itertools.product((False, True), repeat=4))
     for a_up, b_up, a_role, b_role in itertools.product(
         (True, False), (True, False), MemberRole, MemberRole
     ):
-        a = {"mode": a_mode, "up": a_up, "role": a_role}
-        b = {"mode": b_mode, "up": b_up, "role": b_role}
-        for order in (("A", "B"), ("B", "A")):
-            sides = {"A": dict(a), "B": dict(b)}
-            states = {"A": ETrunkState.MASTER, "B": ETrunkState.BACKUP}
-            history = []
-            for _ in range(4):
-                for dev in order:
-                    role, _ = _step(sides[dev], sides[PEER[dev]], states[dev])
-                    sides[dev]["role"] = role
-                history.append((sides["A"]["role"], sides["B"]["role"]))
-            assert history[1] == history[2] == history[3], (a, b, order, history)
-            final = history[-1]
-            both_forced_master = a_mode is b_mode is WorkMode.FORCE_MASTER
-            if a_up and b_up and a_mode is b_mode is WorkMode.AUTO:
-                assert sorted(final) == [BACKUP, MASTER], (a, b, order, final)
-            if a_up and b_up and not both_forced_master:
-                assert final != (MASTER, MASTER), (a, b, order, final)
-            if a_up and not b_up and a_mode is not WorkMode.FORCE_BACKUP:
-                assert final[0] is MASTER, (a, b, order, final)
-            if b_up and not a_up and b_mode is not WorkMode.FORCE_BACKUP:
-                assert final[1] is MASTER, (a, b, order, final)
+        for a_to, a_fwd, b_to, b_fwd in flags:
+            a = {"mode": a_mode, "up": a_up, "role": a_role, "took_over": a_to, "fwd": a_fwd}
+            b = {"mode": b_mode, "up": b_up, "role": b_role, "took_over": b_to, "fwd": b_fwd}
+            for order in (("A", "B"), ("B", "A")):
+                sides = {"A": dict(a), "B": dict(b)}
+                states = {"A": ETrunkState.MASTER, "B": ETrunkState.BACKUP}
+                history = []
+                for _ in range(4):
+                    for dev in order:
+                        role, _ = _step(sides[dev], sides[PEER[dev]], states[dev])
+                        sides[dev]["role"] = role
+                    history.append((sides["A"]["role"], sides["B"]["role"]))
+                assert history[1] == history[2] == history[3], (a, b, order, history)
+                final = history[-1]
+                both_forced_master = a_mode is b_mode is WorkMode.FORCE_MASTER
+                both_auto = a_mode is b_mode is WorkMode.AUTO
+                if a_up and b_up and both_auto:
+                    assert sorted(final) == [BACKUP, MASTER], (a, b, order, final)
+                    if a_role is b_role is MASTER:
+                        want = (BACKUP, MASTER) if b_fwd else (MASTER, BACKUP)
+                        assert final == want, (a, b, order, final)
+                if a_up and b_up and not both_forced_master:
+                    assert final != (MASTER, MASTER), (a, b, order, final)
+                if a_up and not b_up and a_mode is not WorkMode.FORCE_BACKUP:
+                    assert final[0] is MASTER, (a, b, order, final)
+                if b_up and not a_up and b_mode is not WorkMode.FORCE_BACKUP:
+                    assert final[1] is MASTER, (a, b, order, final)
 
 
 def test_rule_is_idempotent() -> None:
-    for mode, up, current, state, r_up, r_role, r_mode in itertools.product(
-        _MODES, (True, False), MemberRole, ETrunkState, (True, False), MemberRole, _MODES
+    for mode, up, current, state, r_up, r_role, r_mode, r_fwd, took, fwd in itertools.product(
+        _MODES, (True, False), MemberRole, ETrunkState, (True, False), MemberRole, _MODES,
+        (False, True), (False, True), (False, True)
     ):
-        for peer_known, remote in ((True, Member(1, r_up, r_role, r_mode)), (True, None)):
-            args = dict(mode=mode, local_up=up, state=state, peer_known=peer_known, remote=remote)
+        remote = Member(1, r_up, r_role, r_mode, forwarding=r_fwd)
+        for peer_known, rem in ((True, remote), (True, None)):
+            args = dict(mode=mode, local_up=up, state=state, peer_known=peer_known, remote=rem,
+                        took_over=took, forwarding=fwd)
             role, cause = member_role(current=current, **args)  # type: ignore[arg-type]
             assert member_role(current=role, **args) == (role, cause)  # type: ignore[arg-type]
 

@@ -313,7 +313,8 @@ def test_switch_picks_lower_system_id_and_fails_over_without_wait() -> None:
     lab = triangle()
     c = lab.trunks["C"]
     assert c.distributing() == {GE2}
-    assert lab.port("C", GE3).selected is Selected.UNSELECTED
+    standby = lab.port("C", GE3)  # the other partner stands by, its wait long run out
+    assert (standby.selected, standby.mux) == (Selected.STANDBY, MuxState.WAITING)
     b_port = lab.port("B", GE3)
     assert b_port.mux is MuxState.ATTACHED  # B is ready, C does not use it
     assert state_bits(b_port.actor.state) == "10110000"
@@ -328,15 +329,17 @@ def test_switch_picks_lower_system_id_and_fails_over_without_wait() -> None:
 
     lab.run_until(20.0)
     lab.wire("A", GE2, "C", GE2)
-    lab.run_until(20.0 + AGGREGATE_WAIT_TIME)  # A's fresh port must wait; C stays on B
+    lab.run_until(30.0)  # both in sync: the aggregator stays with the partner it has
     assert c.distributing() == {GE3}
-    lab.run_until(20.0 + AGGREGATE_WAIT_TIME + 4 * LATENCY)
+    assert lab.port("C", GE2).selected is Selected.STANDBY
+    assert "ATTACHED" not in [o.mux for o in lab.port_changes("C", GE2, since=20.0)]
+
+    lab.cut("B", GE3)  # A has stood by for its wait: C moves within one round trip
+    lab.run_until(30.0 + 2 * LATENCY)
     assert c.distributing() == {GE2}
     assert lab.trunks["A"].distributing() == {GE2}
-    assert not lab.trunks["B"].distributing()
-    assert "WAITING" not in [o.mux for o in lab.port_changes("C", GE2, since=20.0)]
-    gap = [t for t, o in lab.agg_changes("C") if t >= 20.0]
-    assert max(gap) - min(gap) <= 2 * LATENCY  # the switch back costs one round trip
+    gap = [t for t, o in lab.agg_changes("C") if t >= 30.0]
+    assert max(gap) - min(gap) <= 2 * LATENCY
 
 
 def test_backup_role_stays_out_and_partner_does_not_select_it() -> None:
@@ -344,7 +347,7 @@ def test_backup_role_stays_out_and_partner_does_not_select_it() -> None:
     b = lab.port("B", GE3)
     assert (b.selected, b.mux, b.rx) == (Selected.UNSELECTED, MuxState.DETACHED, RxState.CURRENT)
     assert state_bits(b.actor.state) == "10100000"
-    assert lab.port("C", GE3).selected is Selected.UNSELECTED
+    assert lab.port("C", GE3).selected is Selected.STANDBY
     assert lab.trunks["C"].distributing() == {GE2}
     received = b.lacpdus_received
     lab.run_until(100.0)  # still speaking LACP, so the switch keeps seeing it
@@ -371,7 +374,7 @@ def test_switch_follows_in_sync_partner_even_with_worse_system_id() -> None:
     lab.do("B", "set_role", Role.MASTER)
     lab.run_until(10.0 + 3 * LATENCY)  # B's news reaches C, then one round trip
     assert lab.trunks["C"].distributing() == {GE3}
-    assert lab.port("C", GE2).selected is Selected.UNSELECTED
+    assert lab.port("C", GE2).selected is Selected.STANDBY
 
 
 # ---- max_active, least_active -----------------------------------------------------------
@@ -520,3 +523,79 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="port out of range"):
         bad = replace(member, port_number=0x10000)
         TrunkConfig(trunk_id=1, system_priority=1, system=SYS_A, ports=(bad,))
+
+
+# ---- the aggregate wait counted from the partner's arrival; EXPIRED; Individual partners --
+
+
+def test_standby_port_waits_only_the_remainder_of_its_wait() -> None:
+    lab = Lab(A=make_trunk(SYS_A, {GE2: 1}), B=make_trunk(SYS_B, {GE3: 32769}),
+              C=make_trunk(SYS_C, {GE2: 1, GE3: 2}))
+    lab.wire("A", GE2, "C", GE2)
+    lab.run_until(10.0)
+    lab.wire("B", GE3, "C", GE3)  # B's port appears while C aggregates toward A
+    lab.run_until(10.5)
+    assert lab.port("C", GE3).mux is MuxState.WAITING
+    lab.cut("A", GE2)  # half a second into B's wait
+    lab.run_until(10.0 + AGGREGATE_WAIT_TIME)
+    assert not lab.trunks["C"].distributing()
+    lab.run_until(10.0 + AGGREGATE_WAIT_TIME + 4 * LATENCY)  # not 10.5 + 2 s
+    assert lab.trunks["C"].distributing() == {GE3}
+
+
+def test_expired_partner_stays_selected_and_returns_without_a_new_wait() -> None:
+    lab = pair(fast_timeout=True)
+    lab.run_until(10.0)
+    lab.muted.add(("A", GE2))  # A goes quiet, carrier up
+    lab.run_until(13.5)
+    port = lab.port("C", GE2)
+    assert port.rx is RxState.EXPIRED
+    assert (port.selected, port.mux) == (Selected.SELECTED, MuxState.ATTACHED)
+    assert port.partner.system == SYS_A  # kept, with sync cleared
+    assert state_bits(port.partner.state)[3] == "0"  # Synchronization
+    assert not lab.trunks["C"].distributing()
+    lab.muted.discard(("A", GE2))
+    lab.run_until(15.0)  # A's next periodic LACPDU (1 s), then a round trip or two
+    assert lab.trunks["C"].distributing() == {GE2}
+    assert "WAITING" not in [o.mux for o in lab.port_changes("C", GE2, since=10.0)]
+
+
+def test_expired_partner_gives_way_to_one_in_sync() -> None:
+    lab = Lab(A=make_trunk(SYS_A, {GE2: 1}), B=make_trunk(SYS_B, {GE3: 32769}),
+              C=make_trunk(SYS_C, {GE2: 1, GE3: 2}, fast_timeout=True))
+    lab.wire("A", GE2, "C", GE2)
+    lab.wire("B", GE3, "C", GE3)
+    lab.run_until(10.0)
+    assert lab.trunks["C"].distributing() == {GE2}
+    lab.muted.add(("A", GE2))
+    last_rx = lab.sent("A", GE2)[-1][0] + LATENCY
+    lab.run_until(last_rx + 3.0 - LATENCY / 2)
+    assert lab.trunks["C"].distributing() == {GE2}  # not before the partner timeout
+    lab.run_until(last_rx + 3.0 + 2 * LATENCY)  # B stood by long enough: no wait
+    assert lab.trunks["C"].distributing() == {GE3}
+    assert lab.port("C", GE2).selected is Selected.STANDBY
+
+
+def individual(pdu: Lacpdu, port: int) -> Lacpdu:
+    """An LACPDU as a partner sends it for a link it will not aggregate (Aggregation 0)."""
+    actor = replace(pdu.actor, port=port, state=pdu.actor.state & ~0x04)
+    return replace(pdu, actor=actor)
+
+
+def test_individual_partner_is_selected_alone() -> None:
+    lab = pair()
+    lab.run_until(10.0)
+    _, pdu = lab.sent("A", GE2)[-1]
+    lab.muted.add(("A", GE2))
+    c = make_trunk(SYS_C, {GE2: 1, GE3: 2})
+    c.port_enabled(GE2, True, 0.0)
+    c.port_enabled(GE3, True, 0.0)
+    c.pdu_received(GE2, individual(pdu, 7), 0.0)
+    c.pdu_received(GE3, individual(pdu, 8), 0.0)  # same system: still two separate LAGs
+    ports = {p.name: p for p in c.snapshot().ports}
+    assert (ports[GE2].selected, ports[GE2].mux) == (Selected.SELECTED, MuxState.WAITING)
+    assert (ports[GE3].selected, ports[GE3].mux) == (Selected.STANDBY, MuxState.WAITING)
+    c.tick(AGGREGATE_WAIT_TIME)  # an Individual partner's sync counts whatever it says of us
+    ports = {p.name: p for p in c.snapshot().ports}
+    assert ports[GE2].mux is MuxState.DISTRIBUTING and ports[GE3].mux is MuxState.WAITING
+    assert c.distributing() == {GE2} and c.is_up()
