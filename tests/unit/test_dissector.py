@@ -308,7 +308,8 @@ ETRUNK_FIELDS = [
     "etrunk.length", "etrunk.id", "etrunk.priority", "etrunk.member_count",
     "etrunk.hello_period", "etrunk.fail_time", "etrunk.system_id", "etrunk.seq",
     "etrunk.member.trunk_id", "etrunk.member.phy", "etrunk.member.role", "etrunk.member.mode",
-    "etrunk.member.forwarding", "etrunk.digest.status", "_ws.expert.severity", "_ws.expert.message", "INFO",
+    "etrunk.member.forwarding", "etrunk.digest.status", "_ws.expert.severity",
+    "_ws.expert.message", "INFO",
 ]
 RBS_FIELDS = [
     "frame.number", "tcp.srcport", "rbs.type", "rbs.seq", "rbs.length", "rbs.flags",
