@@ -12,8 +12,10 @@ from ipaddress import IPv4Address, IPv4Network
 import trio
 
 from daemon.config import ConfigError, load
+from daemon.config.model import DeviceConfig
 from daemon.device import Device
 from daemon.kernel.links import Route
+from daemon.kernel.watchdog import Watchdog
 from daemon.log import Log
 
 
@@ -27,7 +29,13 @@ def load_routes(path: str | None) -> list[Route]:
             for r in data]
 
 
-async def _main(device: Device, control: str, log: Log) -> None:
+def physical_links(cfg: DeviceConfig) -> list[str]:
+    """The Linux names of the device's ports: what goes down if the daemon dies."""
+    return [itf.linux_name for itf in cfg.interfaces.values()
+            if itf.kind.physical and itf.linux_name]
+
+
+async def _main(device: Device, control: str, log: Log, watchdog: Watchdog) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(device.run, control)
@@ -36,6 +44,7 @@ async def _main(device: Device, control: str, log: Log) -> None:
                 async for signum in signals:
                     log.info("stopping", signal=signal.Signals(signum).name)
                     await device.stop()
+                    watchdog.disarm()  # a clean stop: the goodbyes went out, links stay up
                     nursery.cancel_scope.cancel()
                     return
 
@@ -80,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     # BFD runs in its own thread (daemon/bfdthread.py): let it have the interpreter within
     # 1 ms of asking, not the default 5 ms, whatever the main loop is doing
     sys.setswitchinterval(0.001)
-    trio.run(_main, Device(cfg, log, routes), args.control, log)
+    # From here on a death without a clean stop takes the device's links down (fail-stop).
+    watchdog = Watchdog(physical_links(cfg), cfg.sysname, args.log)
+    trio.run(_main, Device(cfg, log, routes), args.control, log, watchdog)
     return 0
 
 

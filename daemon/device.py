@@ -356,6 +356,9 @@ class Device:
         self._rpf_cache: dict[IPv4Address, tuple[str | None, str | None]] = {}
         self.rbs: dict[str, RbsService] = {}  # remote-backup-service name -> service
         self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
+        self._igmp_up: set[str] = set()  # IGMP interfaces that are up (querying)
+        self._serving: set[str] = set()  # profiles whose groups we serve (RBS sender)
+        self._peer_groups: dict[str, dict[IgmpKey, IgmpValue]] = {}  # to adopt, by profile
         self._joined: dict[tuple[str, str], float] = {}  # (interface, group) -> JOIN time
         self.commands = CommandTable()
         self._register_commands()
@@ -611,13 +614,19 @@ class Device:
             self.mfib.upcall(up)
 
     def _igmp_link(self, vrp: str, up: bool) -> None:
-        """IGMP runs only while its interface is up (Eth-Trunk1 follows LACP)."""
+        """IGMP runs only while its interface is up (Eth-Trunk1 follows LACP). Serving the
+        backed-up groups follows it: going up, IGMP starts first and then adopts them; going
+        down, serving stops first, so the groups IGMP forgets are not reported to the peer
+        as left (the hosts did not leave: the peer takes them over)."""
         self.log.child("igmp").info("interface " + ("up, querying" if up else "down, stopped"),
                                     ifname=vrp)
         if up:
+            self._igmp_up.add(vrp)
             self.igmp[vrp].start()
-            self._adopt_backup(vrp)
+            self._update_serving()
         else:
+            self._igmp_up.discard(vrp)
+            self._update_serving()
             self.igmp[vrp].stop()
 
     def _on_group(self, ev: GroupEvent) -> None:
@@ -672,12 +681,6 @@ class Device:
                 return itf.name
         return None
 
-    def _sends(self, p: RemoteBackupProfile) -> bool:
-        """The device whose member is master sends; the backup applies."""
-        if p.etrunk is None or p.eth_trunk is None:
-            return True
-        return self.member_roles.get((p.etrunk, p.eth_trunk)) == Role.MASTER
-
     def _sync_group(self, ev: GroupEvent) -> None:
         for p in self._profiles(interface=ev.ifname):
             key = IgmpKey(ev.ifname, IPv4Address(ev.group))
@@ -691,38 +694,68 @@ class Device:
             op = Op.ADD if ev.kind is EventKind.JOIN else Op.UPDATE
             self.rbs[p.rbs].local_change(p.name, op, key, value)
 
-    def _backup_role(self, etrunk_id: int, trunk_id: int, role: Role) -> None:
-        """A member's role moved: its profiles switch between sending and applying, and a new
-        master serves the entries it holds from the peer."""
-        for p in self._profiles(etrunk=etrunk_id, trunk=trunk_id):
-            self.rbs[p.rbs].set_role(p.name, role == Role.MASTER)
-            interface = self._profile_interface(p)
-            if role == Role.MASTER and interface in self.igmp:
-                self._adopt_backup(interface)
-            elif role == Role.BACKUP and p.peer_backup == "hot":
-                self._hot_backup([(str(k.group), k.interface, True)
-                                  for k in self.rbs[p.rbs].mirror(p.name)])
+    def _should_serve(self, p: RemoteBackupProfile) -> bool:
+        """We serve a profile's groups (and send them to the peer) while our member of its
+        Eth-Trunk is master and IGMP runs on the interface the profile is applied to."""
+        master = p.etrunk is None or p.eth_trunk is None or \
+            self.member_roles.get((p.etrunk, p.eth_trunk)) == Role.MASTER
+        return master and self._profile_interface(p) in self._igmp_up
 
-    def _adopt_backup(self, interface: str) -> None:
-        """Turn the peer's entries for `interface` into live local groups with fresh timers
-        (the IGMP machine also sends a general query so hosts refresh them at once)."""
-        link = self.links.get(self.cfg.interfaces[interface].linux_name or "")
-        if link is None or not link.oper_up:
-            return  # IGMP is not running; the interface coming up adopts them
-        for p in self._profiles(interface=interface):
-            if not self._sends(p):
-                continue
-            entries = [AdoptedGroup(str(k.group), v.mode.name.lower(),
-                                    frozenset(str(x) for x in v.sources), str(v.last_reporter))
-                       for k, v in self.rbs[p.rbs].mirror(p.name).items()
-                       if k.interface == interface]
-            if entries:
-                self.log.child("rbs").info("serving backed-up groups", profile=p.name,
-                                           interface=interface, groups=len(entries))
-                self.igmp[interface].adopt(entries)
-            if p.peer_backup == "hot":  # local membership holds them now (adopt's JOINs)
-                self._hot_backup([(str(k.group), k.interface, False)
-                                  for k in self.rbs[p.rbs].mirror(p.name)])
+    def _update_serving(self) -> None:
+        """Start or stop serving every profile whose member role or interface moved."""
+        for p in self._profiles():
+            want = self._should_serve(p)
+            if want and p.name not in self._serving:
+                self._start_serving(p)
+            elif not want and p.name in self._serving:
+                self._stop_serving(p)
+
+    def _start_serving(self, p: RemoteBackupProfile) -> None:
+        """Adopt the peer's entries as live groups (fresh timers; IGMP also sends a general
+        query so the hosts refresh them at once), then become the sender: the batch that
+        follows carries exactly what we now serve."""
+        self._serving.add(p.name)
+        interface = self._profile_interface(p) or ""
+        mirror = self.rbs[p.rbs].mirror(p.name)
+        self._adopt(p, interface, mirror, "serving backed-up groups")
+        if p.peer_backup == "hot":  # local membership holds them now (adopt's JOINs)
+            self._hot_backup([(str(k.group), k.interface, False) for k in mirror])
+        self.rbs[p.rbs].set_role(p.name, True)
+
+    def _stop_serving(self, p: RemoteBackupProfile) -> None:
+        """Back to applying the peer's records: what we served becomes what we hold for the
+        peer (it is what the peer serves next), and with `peer-backup hot` we keep joining
+        upstream for it so the streams keep reaching us."""
+        self._serving.discard(p.name)
+        rbs = self.rbs[p.rbs]
+        rbs.set_role(p.name, False)
+        rbs.hand_over(p.name)
+        if p.peer_backup == "hot":
+            self._hot_backup([(str(k.group), k.interface, True) for k in rbs.mirror(p.name)])
+
+    def _adopt(self, p: RemoteBackupProfile, interface: str,
+               entries: dict[IgmpKey, IgmpValue], why: str) -> None:
+        """Install the peer's entries for `interface` as local groups (those we do not have)."""
+        svc = self.igmp.get(interface)
+        if svc is None:
+            return
+        have = set(svc.machine.group_addresses())
+        adopted = [AdoptedGroup(str(k.group), v.mode.name.lower(),
+                                frozenset(str(x) for x in v.sources), str(v.last_reporter))
+                   for k, v in entries.items()
+                   if k.interface == interface and str(k.group) not in have]
+        if adopted:
+            self.log.child("rbs").info(why, profile=p.name, interface=interface,
+                                       groups=len(adopted))
+            svc.adopt(adopted)
+
+    def _adopt_peer_groups(self) -> None:
+        pending, self._peer_groups = self._peer_groups, {}
+        for name, entries in pending.items():
+            p = self.cfg.rbp[name]
+            if name in self._serving:
+                self._adopt(p, self._profile_interface(p) or "", entries,
+                            "serving the peer's groups too")
 
     def _on_rbs(self, out: RbsOutput) -> None:
         log = self.log.child("rbs")
@@ -730,12 +763,22 @@ class Device:
             log.error("backup-id mismatch, profile not synced", profile=out.profile,
                       detail=out.detail)
         elif isinstance(out, MirrorChanged):
-            if out.cause != "batch":  # real-time changes and expiries; a batch would flood
+            if out.cause not in ("batch", "handover"):  # one line per entry; a batch floods
                 log.info("backed-up group", op=out.op.name, cause=out.cause,
                          profile=out.profile, interface=out.key.interface,
                          group=str(out.key.group))
             p = self.cfg.rbp.get(out.profile)
-            if p is not None and p.peer_backup == "hot" and not self._sends(p):
+            if p is None:
+                return
+            if p.name in self._serving:
+                # The peer serves too (a partition, both masters): its hosts' groups are as
+                # real as ours, so serve them as well; the one left master keeps the union.
+                # Collected, and adopted once the whole input (a batch) has been routed.
+                if out.value is not None and out.cause in ("peer", "batch"):
+                    if not self._peer_groups:
+                        trio.lowlevel.current_trio_token().run_sync_soon(self._adopt_peer_groups)
+                    self._peer_groups.setdefault(p.name, {})[out.key] = out.value
+            elif p.peer_backup == "hot":
                 self._hot_backup([(str(out.key.group), out.key.interface,
                                    out.op is not Op.DELETE)])
 
@@ -752,7 +795,7 @@ class Device:
         Once master it serves them as its own groups."""
         out = []
         for p in self._profiles():
-            if self._sends(p):
+            if p.name in self._serving:
                 continue
             for k, v in self.rbs[p.rbs].mirror(p.name).items():
                 out.append(RemoteGroup(k.interface, str(k.group), str(v.last_reporter),
@@ -836,7 +879,7 @@ class Device:
             if trunk is not None:
                 trunk.set_role(role)
             if role != old:
-                self._backup_role(etrunk_id, out.trunk_id, role)
+                self._update_serving()
 
     def trunk_forwarding(self, trunk: EthTrunk, up: bool) -> None:
         """LACP aggregated (or lost) an Eth-Trunk: the E-Trunk weighs it for the revert hold."""

@@ -18,6 +18,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address
 
@@ -141,6 +142,109 @@ def receive(port: int, groups: list[str], ifname: str | None, duration: float,
     return rec
 
 
+ETH_P_IP = 0x0800
+PACKET_OUTGOING = 4
+
+
+@dataclass
+class _Flow:
+    """What the watcher keeps per group: seen sequence numbers as a bitmap (a long run at
+    hundreds of packets/s stays a few hundred kB), the last arrival and its forwarder."""
+
+    seen: bytearray = field(default_factory=bytearray)
+    last_ns: int = 0
+    mac: str = ""
+    received: int = 0
+    duplicates: int = 0
+
+    def first_time(self, seq: int) -> bool:
+        byte, bit = divmod(seq, 8)
+        if byte >= len(self.seen):
+            self.seen.extend(bytes(max(byte + 1 - len(self.seen), 4096)))
+        if self.seen[byte] >> bit & 1:
+            return False
+        self.seen[byte] |= 1 << bit
+        return True
+
+
+def watch(port: int, groups: list[str], ifname: str, gap_ms: float, duration: float,
+          emit: Callable[[str], None] = print) -> dict[str, _Flow]:
+    """Join `groups` on `ifname` and report, as JSON lines while it happens, every gap
+    longer than `gap_ms` between arrivals of a group ("gap", with its start and end), every
+    duplicate ("dup"), every change of the router that forwards a group ("fwd": the source
+    MAC of the frames, since DeviceC bridges), and a "tick" each second with the packets
+    per group. Frames are read from a packet socket, so the router is known; an ordinary
+    socket holds the memberships (the host's reports are real). For long soaks."""
+    member = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    member.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # never read: frames come
+    index = socket.if_nametoindex(ifname)                        # from the packet socket
+    for g in groups:
+        mreqn = struct.pack("4s4si", IPv4Address(g).packed, b"\0" * 4, index)
+        member.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+    raw.bind((ifname, ETH_P_IP))
+    flows = {g: _Flow() for g in groups}
+    wanted = {IPv4Address(g).packed: g for g in groups}
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    emit(json.dumps({"ev": "ready", "groups": groups, "t": time.monotonic_ns()}))
+    gap_ns = int(gap_ms * 1e6)
+    end = time.monotonic() + duration
+    next_tick = time.monotonic_ns() + 1_000_000_000
+    counts = dict.fromkeys(groups, 0)
+    while not stopping and time.monotonic() < end:
+        ready, _, _ = select.select([raw], [], [], 0.05)
+        while ready:
+            try:
+                data, addr = raw.recvfrom(2048, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            t = time.monotonic_ns()
+            if addr[2] == PACKET_OUTGOING or len(data) < 28 + HEADER.size:
+                continue
+            ihl = (data[0] & 0x0F) * 4
+            group = wanted.get(data[16:20])
+            if group is None or data[9] != 17 or int.from_bytes(data[ihl + 2:ihl + 4]) != port:
+                continue
+            magic, _stream, seq, _sent = HEADER.unpack_from(data, ihl + 8)
+            if magic != MAGIC:
+                continue
+            f = flows[group]
+            mac = addr[4].hex(":")
+            if not f.first_time(seq):
+                f.duplicates += 1
+                emit(json.dumps({"ev": "dup", "g": group, "seq": seq, "t": t, "mac": mac}))
+                continue
+            if f.last_ns and t - f.last_ns > gap_ns:
+                emit(json.dumps({"ev": "gap", "g": group, "from": f.last_ns, "to": t,
+                                 "ms": round((t - f.last_ns) / 1e6, 2)}))
+            if mac != f.mac:
+                emit(json.dumps({"ev": "fwd", "g": group, "mac": mac, "t": t}))
+                f.mac = mac
+            f.last_ns = t
+            f.received += 1
+            counts[group] += 1
+        now = time.monotonic_ns()
+        if now >= next_tick:
+            emit(json.dumps({"ev": "tick", "t": now, "counts": counts}))
+            counts = dict.fromkeys(groups, 0)
+            next_tick += 1_000_000_000
+    now = time.monotonic_ns()
+    emit(json.dumps({"ev": "end", "t": now, "flows": {
+        g: {"received": f.received, "duplicates": f.duplicates, "last": f.last_ns,
+            "mac": f.mac} for g, f in flows.items()}}))
+    raw.close()
+    member.close()
+    return flows
+
+
 def send(dsts: list[str], port: int, rate: float, duration: float, size: int,
          ifname: str | None, ttl: int,
          first_stream: int = 0) -> tuple[dict[int, int], dict[str, int]]:
@@ -211,7 +315,20 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--duration", type=float, default=10.0)
     r.add_argument("--idle-stop", type=float, help="stop after this many idle seconds")
     r.add_argument("--dump", help="write every arrival (stream -> [[seq, t_ns], ...]) as JSON")
+    w = sub.add_parser("watch", help="streaming recorder for long runs: gaps, duplicates and "
+                       "forwarder changes as JSON lines while they happen")
+    w.add_argument("--group", action="append", default=[], help="multicast group to join")
+    w.add_argument("--port", type=int, default=DEFAULT_PORT)
+    w.add_argument("--ifname", default="eth0", help="join and listen on this interface")
+    w.add_argument("--gap-ms", type=float, default=30.0, help="report gaps longer than this")
+    w.add_argument("--duration", type=float, default=86400.0)
     args = ap.parse_args(argv)
+    if args.cmd == "watch":
+        if not args.group:
+            ap.error("watch needs at least one --group")
+        watch(args.port, args.group, args.ifname, args.gap_ms, args.duration,
+              lambda line: print(line, flush=True))
+        return 0
     if args.cmd == "send":
         if args.rate <= 0 or args.duration <= 0:
             ap.error("--rate and --duration must be positive")

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 
 from lab import scenarios as sc
 from lab.capture import Endpoint, MultiCapture
+from lab.results import machine, stats
 from lab.supervisor import Lab
 from lab.topology import load_topology
 
@@ -134,22 +133,6 @@ def one_run(lab: Lab, name: str, rate: int, dump: Path, rng: random.Random,
                                                               "distributing") if k in e)}
                    for e in events],
     }
-
-
-def stats(vals: list[float]) -> dict:
-    vals = sorted(vals)
-    if not vals:
-        return {}
-    return {"n": len(vals), "median": round(statistics.median(vals), 1),
-            "p95": round(vals[min(len(vals) - 1, round(0.95 * (len(vals) - 1)))], 1),
-            "max": round(vals[-1], 1)}
-
-
-def machine() -> dict:
-    return {"cpus": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), "loadavg_at_start": os.getloadavg(),
-            "cpu_model": next((line.split(":", 1)[1].strip()
-                               for line in open("/proc/cpuinfo") if "model name" in line), "?")}
 
 
 def plot(outdir: Path, results: dict, timelines: dict) -> None:

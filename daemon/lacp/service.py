@@ -54,6 +54,8 @@ class LacpService:
         self._queues = {name: trio.open_memory_channel[bytes](math.inf) for name in ports}
         self._drained = {name: trio.Event() for name in ports}
         self._io_failed: set[str] = set()
+        self._enabled = dict.fromkeys(ports, False)  # carrier, as netlink last said
+        self._stale = dict.fromkeys(ports, False)  # the last I/O on the port failed "down"
         self._transient_logged: set[str] = set()
         self._restored = {name: trio.Event() for name in ports}
         self._changed = trio.Event()
@@ -75,6 +77,7 @@ class LacpService:
 
     def port_enabled(self, name: str, up: bool) -> None:
         """Carrier from netlink; carrier up also clears an earlier I/O failure on the port."""
+        self._enabled[name] = up
         if up and name in self._io_failed:
             self._io_failed.discard(name)
             self._restored[name].set()
@@ -114,15 +117,24 @@ class LacpService:
                 self._on_output(out)
 
     def _io_error(self, name: str, op: str, exc: OSError) -> None:
-        """A socket whose interface went down or away means a dead port: treat it as carrier
-        down until netlink says up. Any other error (ENOBUFS when a filter or a full queue
-        drops the frame) loses that one frame only: the port stays as it is, and the next
-        periodic or triggered LACPDU tries again."""
+        """Netlink is the authority on a port's carrier; a socket error saying the interface
+        is down (ENETDOWN, ENXIO, ENODEV) is only a hint. While netlink says the port is up,
+        the first such error is the leftover of an earlier down, which the kernel reports
+        once on the socket, possibly after the carrier is back (a link pulled and restored
+        within milliseconds): it is counted and the port carries on. A second one with no
+        successful I/O in between, or one while netlink agrees, means the interface is gone:
+        the port counts as down until netlink says up. Any other error (ENOBUFS when a
+        filter or a full queue drops the frame) loses that one frame only."""
+        reason = f"{op}-{errno.errorcode.get(exc.errno or 0, 'error')}"
         if exc.errno not in PORT_DOWN_ERRNOS:
-            self._trunk.count_drop(name, f"{op}-{errno.errorcode.get(exc.errno or 0, 'error')}")
+            self._trunk.count_drop(name, reason)
             if name not in self._transient_logged:
                 self._transient_logged.add(name)
                 self._log.warning("lacp frame lost", port=name, op=op, error=exc)
+            return
+        if self._enabled[name] and not self._stale[name]:
+            self._stale[name] = True
+            self._trunk.count_drop(name, f"{reason}-stale")
             return
         self._log.warning("lacp port io failed", port=name, op=op, error=exc)
         if name not in self._io_failed:
@@ -140,6 +152,7 @@ class LacpService:
             except OSError as exc:
                 self._io_error(name, "recv", exc)
                 continue
+            self._stale[name] = False
             try:
                 src, pdu = decode_frame(frame)
             except DecodeError as exc:
@@ -160,6 +173,8 @@ class LacpService:
                     await io.send(frame)
                 except OSError as exc:
                     self._io_error(name, "send", exc)
+                else:
+                    self._stale[name] = False
         self._drained[name].set()
 
     async def _timer(self) -> None:

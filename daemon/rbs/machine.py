@@ -53,7 +53,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from ipaddress import IPv4Address
 from typing import TypeAlias
@@ -197,7 +197,8 @@ class Connect:
 
 @dataclass(frozen=True)
 class MirrorChanged:
-    """A remote entry appeared, changed or went away; `cause` is peer, batch or expired."""
+    """A remote entry appeared, changed or went away; `cause` is peer, batch, expired, or
+    handover (our own entries, kept as the peer's when we stopped serving)."""
 
     profile: str
     op: Op
@@ -518,6 +519,27 @@ class RbsChannel:
         if self._syncing(p):
             self._send_batch(p, now)
         self._update_aging(p, now)
+        return self._finish(out)
+
+    def hand_over(self, profile: str, now: float) -> list[Output]:
+        """We stopped serving `profile`: what we served is what the peer serves next (it
+        mirrors our entries and adopts them when it takes over), so our entries join our
+        mirror, quietly, until the peer's next batch replaces it. A switchover back to us
+        before the peer has said anything then serves what we served, not an older copy (or
+        an aged-out one) of what the peer served before us. Call it after set_role(receiver)
+        and before the local entries are withdrawn."""
+        p = self._profile(profile)
+        out = self._fire_due(now)
+        for key, (value, at) in p.local.items():
+            old = p.mirror.get(key)
+            aged = replace(value, uptime_s=min(value.uptime_s + int(now - at), SEQ_MOD - 1))
+            p.mirror[key] = (aged, now)
+            if old is None:
+                out.append(MirrorChanged(p.name, Op.ADD, key, aged, "handover"))
+            elif not _same_state(old[0], aged):
+                out.append(MirrorChanged(p.name, Op.UPDATE, key, aged, "handover"))
+        if p.aging_from is not None:
+            self._arm_expiry(p)
         return self._finish(out)
 
     def tick(self, now: float) -> list[Output]:

@@ -23,7 +23,7 @@ class MemPort:
         self.inbox = inbox
         self.peer: trio.MemorySendChannel[bytes] | None = None
         self.sent: list[tuple[float, bytes]] = []
-        self.fail_recv = False
+        self.fail_recv = 0  # the next n receives fail
         self.fail_send = False
         self.drop_send = False
 
@@ -38,7 +38,7 @@ class MemPort:
 
     async def recv(self) -> bytes:
         if self.fail_recv:
-            self.fail_recv = False
+            self.fail_recv -= 1
             raise OSError(100, "Network is down")  # ENETDOWN
         return await self.inbox.receive()
 
@@ -157,15 +157,17 @@ async def test_role_change_is_sent_at_once(autojump_clock: trio.testing.MockCloc
 async def test_io_error_disables_port_until_carrier_up(
     autojump_clock: trio.testing.MockClock, op: str
 ) -> None:
+    # The interface is gone: the socket fails again and again while netlink still says up.
     async with trio.open_nursery() as nursery:
         a, c, inject = await start_pair(nursery)
         await trio.sleep(10.0)
         if op == "recv":
-            c.port.fail_recv = True
+            c.port.fail_recv = 2
             await inject.send(a.port.sent[-1][1])  # wake the receiver; the recv fails
         else:
             c.port.fail_send = True
             c.service.set_role(Role.BACKUP)  # something to send; the send fails
+            c.service.set_role(Role.MASTER)  # and again, before any send succeeded
         await trio.testing.wait_all_tasks_blocked()
         port = c.trunk.snapshot().ports[0]
         assert (port.enabled, port.rx) == (False, RxState.PORT_DISABLED)
@@ -178,6 +180,29 @@ async def test_io_error_disables_port_until_carrier_up(
         c.port.fail_send = False
         c.service.set_role(Role.MASTER)
         c.service.port_enabled(GE2, True)
+        await trio.sleep(3.0)
+        assert c.trunk.distributing() == a.trunk.distributing() == {GE2}
+        await a.service.stop()
+        await c.service.stop()
+
+
+async def test_a_stale_down_error_after_the_carrier_came_back_is_ignored(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A link pulled and restored within milliseconds: the kernel reports the down to the
+    # packet socket once, on the first receive after netlink already said the carrier is
+    # back. That must not leave the port disabled for good (found by the failure soak).
+    async with trio.open_nursery() as nursery:
+        a, c, inject = await start_pair(nursery)
+        await trio.sleep(10.0)
+        c.service.port_enabled(GE2, False)
+        c.service.port_enabled(GE2, True)
+        c.port.fail_recv = 1
+        await inject.send(a.port.sent[-1][1])
+        await trio.testing.wait_all_tasks_blocked()
+        port = c.trunk.snapshot().ports[0]
+        assert port.enabled and port.dropped.get("recv-ENETDOWN-stale") == 1
+        assert c.logbuf.getvalue() == ""
         await trio.sleep(3.0)
         assert c.trunk.distributing() == a.trunk.distributing() == {GE2}
         await a.service.stop()

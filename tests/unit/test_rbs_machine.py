@@ -415,6 +415,35 @@ def test_role_change_while_established_sends_a_batch_the_other_way() -> None:
     assert mirror_changes(net, B)[-2:] == [(Op.DELETE, key(n), "expired") for n in (0, 1)]
 
 
+def test_hand_over_keeps_what_we_served_until_the_peer_batches() -> None:
+    # A served key(0), key(1), B mirrored them; then A-C failed: B served, A yielded. While
+    # B served, key(0) left and key(7) joined. B now hands back: until A's batch, B's mirror
+    # must be what B served (A is about to serve exactly that), not A's old copy.
+    net = established_pair(entries=2)
+    net.role(A, False)
+    net.role(B, True)
+    b = net.m[B]
+    net.handle(B, b.local_change(P1, Op.ADD, key(0), value(0), net.now))
+    net.handle(B, b.local_change(P1, Op.ADD, key(1), value(1), net.now))
+    net.handle(B, b.local_change(P1, Op.DELETE, key(0), None, net.now))
+    net.handle(B, b.local_change(P1, Op.ADD, key(7), value(7, uptime=3), net.now))
+    net.run_for(5.0)
+    assert net.m[A].mirror(P1) == {key(1): value(1), key(7): value(7, uptime=3)}
+    net.role(B, False)
+    before = len(mirror_changes(net, B))
+    net.handle(B, b.hand_over(P1, net.now))
+    assert b.mirror(P1) == {key(0): value(0), key(1): value(1, uptime=5),
+                            key(7): value(7, uptime=8)}  # the union, aged to now
+    assert mirror_changes(net, B)[before:] == [(Op.ADD, key(7), "handover")]
+    a = net.m[A]
+    net.handle(A, a.local_change(P1, Op.DELETE, key(0), None, net.now))  # the device adopts
+    for k, v in a.mirror(P1).items():  # B's entries, then serves: its batch replaces the guess
+        net.handle(A, a.local_change(P1, Op.ADD, k, v, net.now))
+    net.role(A, True)
+    net.run_for(1.0)
+    assert set(b.mirror(P1)) == {key(1), key(7)}
+
+
 def test_two_profiles_one_mismatched() -> None:
     a_profiles = [ProfileSpec(P1, 10), ProfileSpec("profile2", 20)]
     b_profiles = [ProfileSpec(P1, 11), ProfileSpec("profile2", 20)]

@@ -1,0 +1,282 @@
+"""Failure schedules for the soak, and what they allow: pure, so they are unit-tested.
+
+A schedule is a seeded, replayable list of events drawn from the failures users meet: pull
+and restore of the A-C, B-C, A-B, A-D and B-D links; kill -9, clean stop and start of
+DeviceA's or DeviceB's daemon; silencing DeviceA (everything dropped, carrier up) and
+healing it. Spacing runs from 50 ms to 5 s, so events fall inside each other's aggregate
+wait, revert delay and BFD detection time.
+
+The outage a schedule allows is derived from the same events (`Timeline.allowed_end`): a gap
+in a group's traffic may last as long as no path through DeviceA or DeviceB was *ready*
+(its daemon running and heard, its link to DeviceC up, an upstream toward the RP, and the
+group state on board), plus what the standards make the switch wait: the remaining LACP
+aggregate wait of DeviceC's port toward the path that takes over (802.1AX: 2 s from when
+that partner appeared), the partner timeout when the failure was a silent one (nothing tells
+DeviceC but its 3 s short timeout: there is no faster standard signal), and the query
+response time when both routers had lost the groups (the hosts must be asked again), plus
+100 ms for everything else (detection, the E-Trunk, PIM, table reloads).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+LINKS = ("AC", "BC", "AB", "AD", "BD")
+ROUTERS = ("A", "B")
+AGGREGATE_WAIT = 2.0  # 802.1AX aggregate_wait_time
+PARTNER_TIMEOUT = 3.0  # DeviceC's short timeout (`lacp timeout fast`): a silent partner
+STATE_SYNC = 1.0  # a started router has the peer's batch within this (RBS connect + batch)
+RELEARN = 12.0  # both routers lost the groups: trunk up (2 s) + max response time (10 s)
+SLACK = 0.1  # detection, E-Trunk, PIM, data plane reloads
+MIN_SPACING, MAX_SPACING = 0.05, 5.0
+
+# restoring kinds are drawn more often, so the lab keeps coming back toward health
+_WEIGHTS = {"pull": 1.0, "restore": 3.0, "kill": 0.5, "stop": 0.4, "start": 3.0,
+            "silence": 0.3, "heal": 3.0}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One failure or repair, `at` seconds after the schedule starts."""
+
+    at: float
+    kind: str  # pull restore kill stop start silence heal
+    target: str  # a link (AC, BC, AB, AD, BD) or a router (A, B)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} {self.target}"
+
+    def json(self) -> dict:
+        return {"at": self.at, "kind": self.kind, "target": self.target}
+
+
+@dataclass(frozen=True)
+class LabState:
+    """What the schedule has done to the lab so far."""
+
+    down: frozenset[str] = frozenset()  # pulled links
+    stopped: frozenset[str] = frozenset()  # routers whose daemon is not running
+    silenced: frozenset[str] = frozenset()
+
+    def possible(self) -> list[tuple[str, str]]:
+        """Every event that makes sense now."""
+        out = [("restore" if link in self.down else "pull", link) for link in LINKS]
+        for r in ROUTERS:
+            out += [("start", r)] if r in self.stopped else [("kill", r), ("stop", r)]
+        out.append(("heal", "A") if "A" in self.silenced else ("silence", "A"))
+        return out
+
+    def apply(self, kind: str, target: str) -> LabState:
+        match kind:
+            case "pull":
+                return replace(self, down=self.down | {target})
+            case "restore":
+                return replace(self, down=self.down - {target})
+            case "kill" | "stop":
+                return replace(self, stopped=self.stopped | {target})
+            case "start":
+                return replace(self, stopped=self.stopped - {target})
+            case "silence":
+                return replace(self, silenced=self.silenced | {target})
+            case "heal":
+                return replace(self, silenced=self.silenced - {target})
+        raise ValueError(f"unknown event kind {kind!r}")
+
+    def repairs(self) -> list[tuple[str, str]]:
+        """What brings the lab back to health, in a sensible order."""
+        return ([("heal", r) for r in sorted(self.silenced)]
+                + [("start", r) for r in sorted(self.stopped)]
+                + [("restore", link) for link in LINKS if link in self.down])
+
+
+def spacing(rng: random.Random) -> float:
+    """50 ms to 5 s, weighted toward the short end where events overlap most."""
+    u = rng.random()
+    if u < 0.4:
+        return rng.uniform(MIN_SPACING, 0.5)
+    if u < 0.7:
+        return rng.uniform(0.5, 2.5)
+    return rng.uniform(2.5, MAX_SPACING)
+
+
+def generate(seed: int, count: int) -> list[Event]:
+    """`count` events, reproducible from `seed` alone."""
+    rng = random.Random(seed)
+    state, t, events = LabState(), 0.0, []
+    for _ in range(count):
+        t += spacing(rng)
+        choices = state.possible()
+        kind, target = rng.choices(choices, [_WEIGHTS[k] for k, _ in choices])[0]
+        events.append(Event(round(t, 3), kind, target))
+        state = state.apply(kind, target)
+    return events
+
+
+def final_state(events: list[Event]) -> LabState:
+    state = LabState()
+    for ev in events:
+        state = state.apply(ev.kind, ev.target)
+    return state
+
+
+# ---- what a schedule allows -------------------------------------------------------------
+
+
+@dataclass
+class _Snapshot:
+    at: float
+    state: LabState
+    holders: frozenset[str]  # routers that hold the group state
+    relearning: dict[str, float]  # running routers without it, relearning since
+
+
+@dataclass
+class Timeline:
+    """The executed events (actual times, seconds on the monotonic clock) and what they
+    imply for each path over time. Build it with `add` as events happen; queries about a
+    time t only use events up to t.
+
+    Group state: both routers hold it at the start. A router that stops loses it; one that
+    starts gets it from the peer over RBS (within STATE_SYNC, if a holder runs and the two
+    can reach each other) or else must relearn it from the hosts, which takes RELEARN once
+    it can reach the hosts (its trunk up, then the query response time). Relearning is an
+    allowance, not a prediction: such a router counts as a holder once it has reached the
+    hosts for RELEARN."""
+
+    start: float
+    snaps: list[_Snapshot] = field(default_factory=list)
+    appeared: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in ROUTERS})
+    silences: list[float] = field(default_factory=list)
+    _syncing: dict[str, float] = field(default_factory=dict)  # router -> state due at
+
+    def __post_init__(self) -> None:
+        self.snaps.append(_Snapshot(self.start, LabState(), frozenset(ROUTERS), {}))
+        for r in ROUTERS:
+            self.appeared[r].append(-math.inf)
+
+    @property
+    def state(self) -> LabState:
+        return self.snaps[-1].state
+
+    @staticmethod
+    def _connected(st: LabState) -> bool:
+        """DeviceA and DeviceB can reach each other (RBS runs between their loopbacks)."""
+        if st.stopped or st.silenced:
+            return False
+        return "AB" not in st.down or not ({"AD", "BD"} & st.down)
+
+    def add(self, at: float, kind: str, target: str) -> None:
+        """One executed event at monotonic time `at` (events come in time order)."""
+        self._advance(at)
+        last = self.snaps[-1]
+        state = last.state.apply(kind, target)
+        holders, relearning = set(last.holders), dict(last.relearning)
+        if kind in ("kill", "stop"):
+            holders.discard(target)
+            relearning.pop(target, None)
+            self._syncing.pop(target, None)
+            if not holders:  # nobody left to sync from: those waiting must relearn
+                for r in list(self._syncing):
+                    relearning[r] = at
+                self._syncing.clear()
+        elif kind == "start":
+            if holders and self._connected(state):
+                self._syncing[target] = at + STATE_SYNC
+            else:
+                relearning[target] = at
+            self.appeared[target].append(at)
+        elif kind == "restore" and target in ("AC", "BC"):
+            self.appeared[target[0]].append(at)
+        elif kind == "heal":
+            self.appeared[target].append(at)
+        elif kind == "silence":
+            self.silences.append(at)
+        self.snaps.append(_Snapshot(at, state, frozenset(holders), relearning))
+
+    def _advance(self, upto: float) -> None:
+        """State arriving by `upto`: syncs that completed, relearning that has run its time."""
+        while True:
+            last = self.snaps[-1]
+            due = [(t, r) for r, t in self._syncing.items() if t <= upto]
+            for r, since in last.relearning.items():
+                heard = self._since(r, upto, self._hears_hosts)
+                if heard is not None and max(heard, since) + RELEARN <= upto:
+                    due.append((max(heard, since) + RELEARN, r))
+            due = [(max(t, last.at), r) for t, r in due]
+            if not due:
+                return
+            t, r = min(due)
+            holders, relearning = set(last.holders), dict(last.relearning)
+            if self._syncing.pop(r, None) is not None and not (
+                    holders and self._connected(last.state)):
+                relearning[r] = t  # the peer went away (or out of reach) before the batch
+            else:
+                relearning.pop(r, None)
+                holders.add(r)
+            self.snaps.append(_Snapshot(t, last.state, frozenset(holders), relearning))
+
+    # ---- paths ------------------------------------------------------------------------
+
+    @staticmethod
+    def _usable(s: _Snapshot, r: str) -> bool:
+        """Router r can carry traffic to DeviceC: running, heard, its C link up, upstream."""
+        st = s.state
+        other = "B" if r == "A" else "A"
+        if r in st.stopped or r in st.silenced or f"{r}C" in st.down:
+            return False
+        upstream_via_other = ("AB" not in st.down and other not in st.stopped
+                              and other not in st.silenced and f"{other}D" not in st.down)
+        return f"{r}D" not in st.down or upstream_via_other
+
+    def _ready(self, s: _Snapshot, r: str) -> bool:
+        return self._usable(s, r) and r in s.holders
+
+    def _since(self, r: str, t: float, test: Callable[[_Snapshot, str], bool]) -> float | None:
+        """Start of the stretch of time, ending at t, during which test(snapshot, r) held."""
+        snaps = [s for s in self.snaps if s.at <= t]
+        if not snaps or not test(snaps[-1], r):
+            return None
+        since = snaps[-1].at
+        for s in reversed(snaps[:-1]):
+            if not test(s, r):
+                break
+            since = s.at
+        return since
+
+    @staticmethod
+    def _hears_hosts(s: _Snapshot, r: str) -> bool:
+        """Router r can query the hosts and hear their reports (no upstream needed)."""
+        st = s.state
+        return r not in st.stopped and r not in st.silenced and f"{r}C" not in st.down
+
+    def ready_since(self, r: str, t: float) -> float | None:
+        """Start of the stretch of time, ending at t, during which path r was ready."""
+        return self._since(r, t, self._ready)
+
+    def allowed_end(self, g0: float, g1: float) -> tuple[float, str]:
+        """The latest a gap that began at g0 (last arrival) may end, and why."""
+        self._advance(g1)
+        best, why = math.inf, "no path was ready when the gap ended"
+        detect = g0
+        if any(abs(ts - g0) <= 0.1 for ts in self.silences):
+            detect = g0 + PARTNER_TIMEOUT
+        for r in ROUTERS:
+            since = self.ready_since(r, g1)
+            if since is None:
+                continue
+            begin = max(since, g0, detect)
+            appeared = max(t for t in self.appeared[r] if t <= begin)
+            wait = max(0.0, appeared + AGGREGATE_WAIT - begin)
+            end = begin + wait + SLACK
+            if end < best:
+                parts = [f"path via Device{r} ready from {since - self.start:.3f} s"]
+                if detect > g0:
+                    parts.append(f"silent failure: partner timeout {PARTNER_TIMEOUT:g} s")
+                if wait:
+                    parts.append(f"remaining aggregate wait {wait:.3f} s")
+                best, why = end, ", ".join(parts)
+        return best, why
