@@ -358,7 +358,6 @@ class Device:
         self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
         self._igmp_up: set[str] = set()  # IGMP interfaces that are up (querying)
         self._serving: set[str] = set()  # profiles whose groups we serve (RBS sender)
-        self._peer_groups: dict[str, dict[IgmpKey, IgmpValue]] = {}  # to adopt, by profile
         self._joined: dict[tuple[str, str], float] = {}  # (interface, group) -> JOIN time
         self.commands = CommandTable()
         self._register_commands()
@@ -427,9 +426,14 @@ class Device:
                 trunk.member_link(vrp, state.oper_up)
                 self._member_phy(trunk)
 
-    async def _on_overflow(self) -> None:
-        self.log.warning("netlink event overflow, re-reading links")
-        for name, st in self.nl.links().items():
+    async def _resync_links(self, reason: str) -> None:
+        """Re-read every link and act on what changed (at start, and after lost events)."""
+        if reason == "overflow":
+            self.log.warning("netlink event overflow, re-reading links")
+        links = self.nl.links()
+        for name in set(self.links) - set(links):
+            await self._on_link(name, None)
+        for name, st in links.items():
             await self._on_link(name, st)
 
     def _build_switching(self) -> None:
@@ -749,14 +753,6 @@ class Device:
                                        groups=len(adopted))
             svc.adopt(adopted)
 
-    def _adopt_peer_groups(self) -> None:
-        pending, self._peer_groups = self._peer_groups, {}
-        for name, entries in pending.items():
-            p = self.cfg.rbp[name]
-            if name in self._serving:
-                self._adopt(p, self._profile_interface(p) or "", entries,
-                            "serving the peer's groups too")
-
     def _on_rbs(self, out: RbsOutput) -> None:
         log = self.log.child("rbs")
         if isinstance(out, Mismatch):
@@ -768,17 +764,10 @@ class Device:
                          profile=out.profile, interface=out.key.interface,
                          group=str(out.key.group))
             p = self.cfg.rbp.get(out.profile)
-            if p is None:
-                return
-            if p.name in self._serving:
-                # The peer serves too (a partition, both masters): its hosts' groups are as
-                # real as ours, so serve them as well; the one left master keeps the union.
-                # Collected, and adopted once the whole input (a batch) has been routed.
-                if out.value is not None and out.cause in ("peer", "batch"):
-                    if not self._peer_groups:
-                        trio.lowlevel.current_trio_token().run_sync_soon(self._adopt_peer_groups)
-                    self._peer_groups.setdefault(p.name, {})[out.key] = out.value
-            elif p.peer_backup == "hot":
+            # While we serve, what the peer says only updates what we hold for it: after a
+            # partition the side that keeps the role is the one the switch used (E-Trunk),
+            # so its groups are the hosts' and the other side's are stale.
+            if p is not None and p.name not in self._serving and p.peer_backup == "hot":
                 self._hot_backup([(str(out.key.group), out.key.interface,
                                    out.op is not Op.DELETE)])
 
@@ -1122,7 +1111,7 @@ class Device:
                     link = self.links.get(self.cfg.interfaces[name].linux_name or "")
                     if link is not None and link.oper_up:
                         self._igmp_link(name, True)
-                nursery.start_soon(watcher.run, self._on_link, self._on_overflow)
+                nursery.start_soon(watcher.run, self._on_link, self._resync_links)
                 await nursery.start(server.serve, control_path, self.commands, self.log)
                 self.log.info("ready", control=control_path, interfaces=len(self.cfg.interfaces),
                               routes=len(self.routes), trunks=len(self.trunks))

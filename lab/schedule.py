@@ -29,7 +29,7 @@ ROUTERS = ("A", "B")
 AGGREGATE_WAIT = 2.0  # 802.1AX aggregate_wait_time
 PARTNER_TIMEOUT = 3.0  # DeviceC's short timeout (`lacp timeout fast`): a silent partner
 STATE_SYNC = 1.0  # a started router has the peer's batch within this (RBS connect + batch)
-RELEARN = 12.0  # both routers lost the groups: trunk up (2 s) + max response time (10 s)
+RELEARN = 13.0  # the groups lost on both routers: trunk up (2 s), max response (10 s), 1 s
 SLACK = 0.1  # detection, E-Trunk, PIM, data plane reloads
 MIN_SPACING, MAX_SPACING = 0.05, 5.0
 
@@ -143,9 +143,10 @@ class Timeline:
     Group state: both routers hold it at the start. A router that stops loses it; one that
     starts gets it from the peer over RBS (within STATE_SYNC, if a holder runs and the two
     can reach each other) or else must relearn it from the hosts, which takes RELEARN once
-    it can reach the hosts (its trunk up, then the query response time). Relearning is an
-    allowance, not a prediction: such a router counts as a holder once it has reached the
-    hosts for RELEARN."""
+    it can serve (its trunk up, then the hosts' answers to its query within the maximum
+    response time). Relearning is an allowance, not a prediction: such a router counts as a
+    holder once it has been usable for RELEARN (a usable router that is not the one serving
+    has the groups by then too, from the peer's batch)."""
 
     start: float
     snaps: list[_Snapshot] = field(default_factory=list)
@@ -203,9 +204,9 @@ class Timeline:
             last = self.snaps[-1]
             due = [(t, r) for r, t in self._syncing.items() if t <= upto]
             for r, since in last.relearning.items():
-                heard = self._since(r, upto, self._hears_hosts)
-                if heard is not None and max(heard, since) + RELEARN <= upto:
-                    due.append((max(heard, since) + RELEARN, r))
+                usable = self._since(r, upto, self._usable)
+                if usable is not None and max(usable, since) + RELEARN <= upto:
+                    due.append((max(usable, since) + RELEARN, r))
             due = [(max(t, last.at), r) for t, r in due]
             if not due:
                 return
@@ -246,12 +247,6 @@ class Timeline:
                 break
             since = s.at
         return since
-
-    @staticmethod
-    def _hears_hosts(s: _Snapshot, r: str) -> bool:
-        """Router r can query the hosts and hear their reports (no upstream needed)."""
-        st = s.state
-        return r not in st.stopped and r not in st.silenced and f"{r}C" not in st.down
 
     def ready_since(self, r: str, t: float) -> float | None:
         """Start of the stretch of time, ending at t, during which path r was ready."""

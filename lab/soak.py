@@ -88,10 +88,11 @@ class Violation:
     what: str
     detail: str
     pcap: str | None = None
+    more: int = 0  # the same violation seen on other groups or receivers
 
     def json(self, start: float) -> dict:
         return {"t": round(self.at - start, 3), "what": self.what, "detail": self.detail,
-                "pcap": self.pcap}
+                "also_on_other_streams": self.more, "pcap": self.pcap}
 
 
 # ---- the soak's lab -----------------------------------------------------------------------
@@ -221,7 +222,8 @@ class Ring:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.procs: list[subprocess.Popen] = []
         for i, ep in enumerate(CAPTURE):
-            argv = ["tcpdump", "-i", ep.linux, "-n", "-s", "160", "--time-stamp-precision=nano",
+            argv = ["tcpdump", "-i", ep.linux, "-n", "-U", "-s", "160",
+                    "--time-stamp-precision=nano",
                     "-C", "3", "-W", "4", "-w", str(self.dir / f"ep{i}.pcap")]
             self.procs.append(subprocess.Popen(netns.exec_argv(lab.ns(ep.node), argv),
                                                stdout=subprocess.DEVNULL,
@@ -275,11 +277,21 @@ class Soak:
     timeline: Timeline | None = None
     start: float = 0.0
     _stop_poll: threading.Event = field(default_factory=threading.Event)
+    _by_key: dict[tuple[str, object], Violation] = field(default_factory=dict)
 
     # -- checks ----------------------------------------------------------------------------
 
-    def violate(self, at: float, what: str, detail: str) -> None:
+    def violate(self, at: float, what: str, detail: str, key: object = None) -> None:
+        """Record a violation; one that `key` says was already seen (the same outage on
+        another group or receiver) only counts."""
+        if key is not None:
+            seen = self._by_key.get((what, key))
+            if seen is not None:
+                seen.more += 1
+                return
         v = Violation(at, what, detail)
+        if key is not None:
+            self._by_key[(what, key)] = v
         self.violations.append(v)
         self.progress(f"  VIOLATION at {at - self.start:.3f} s: {what}: {detail}")
         if self.ring is not None and self.cfg.outdir is not None and len(self.violations) <= 5:
@@ -289,21 +301,34 @@ class Soak:
             self.progress(f"    last 10 s: {path} ({n} packets)")
         self.progress(self.context(at))
 
+    NOISY = frozenset({"group event", "mfc entry", "backed-up group", "link removed"})
+
     def context(self, at: float, before: float = 3.0, after: float = 1.0) -> str:
-        """The seed, the events before `at`, and the daemons' log lines around it."""
+        """The seed, the events before `at`, and the daemons' log lines around it (merged in
+        time order; per-group lines counted, not listed)."""
         lines = [f"    replay: make soak SEED={self.cfg.seed} EVENTS={self.cfg.events}",
                  "    events before it:"]
         for ex in self.executed:
             if at - 10 <= ex["t"] <= at:
                 lines.append(f"      {ex['t'] - self.start:9.3f} s  {ex['event']}")
-        lines.append("    daemon log around it:")
-        for node in ("DeviceA", "DeviceB", "DeviceC"):
+        rows: list[tuple[float, str]] = []
+        noisy = 0
+        for node in ("DeviceA", "DeviceB", "DeviceC", "DeviceD"):
             with contextlib.suppress(OSError), open(self.lab.log_path(node)) as f:
                 for line in f:
                     ev = parse_line(line)
                     t = float(ev.get("mono", 0))
-                    if at - before <= t <= at + after and ev.get("level") != "debug":
-                        lines.append(f"      {t - self.start:9.3f} {line.rstrip()[:220]}")
+                    if not at - before <= t <= at + after or ev.get("level") == "debug":
+                        continue
+                    if ev.get("msg") in self.NOISY:
+                        noisy += 1
+                        continue
+                    text = " ".join(f"{k}={v}" for k, v in ev.items()
+                                    if k not in ("ts", "mono", "level"))
+                    rows.append((t, f"      {t - self.start:9.3f} {text[:200]}"))
+        lines.append(f"    daemon log from {before:g} s before to {after:g} s after "
+                     f"({noisy} per-group lines left out):")
+        lines += [text for _, text in sorted(rows)]
         return "\n".join(lines)
 
     def handle_traffic(self) -> None:
@@ -312,7 +337,8 @@ class Soak:
             kind = ev.get("ev")
             if kind == "dup":
                 self.violate(ev["t"] / 1e9, "duplicate",
-                             f"{host} got {ev['g']} seq {ev['seq']} twice (2nd from {ev['mac']})")
+                             f"{host} got {ev['g']} seq {ev['seq']} twice (2nd from {ev['mac']})",
+                             key=round(ev["t"] / 1e9, 1))
             elif kind == "gap":
                 g0, g1 = ev["from"] / 1e9, ev["to"] / 1e9
                 allowed, why = self.timeline.allowed_end(g0, g1)
@@ -322,7 +348,8 @@ class Soak:
                 if g1 > allowed:
                     self.violate(g1, "outage", (
                         f"{host} {ev['g']}: {ev['ms']:.0f} ms from "
-                        f"{g0 - self.start:.3f} s, allowed {row['allowed_ms']:.0f} ms ({why})"))
+                        f"{g0 - self.start:.3f} s, allowed {row['allowed_ms']:.0f} ms ({why})"),
+                        key=round(g0, 1))
             elif kind == "fwd":
                 self.forwarders.append({"host": host, "group": ev["g"], "mac": ev["mac"],
                                         "t": ev["t"] / 1e9})

@@ -167,25 +167,46 @@ class LinkWatcher:
         raw = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         raw.bind((0, RTMGRP_LINK))
+        self._raw = raw
         self.sock = trio.socket.from_stdlib_socket(raw)
         self.marshal = MarshalRtnl()
 
     def close(self) -> None:
         self.sock.close()
 
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._raw.recv(1 << 20, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+
     async def run(self, on_event: Callable[[str, LinkState | None], Awaitable[None]],
-                  on_overflow: Callable[[], Awaitable[None]]) -> None:
-        """Loop forever; on ENOBUFS (events lost) call `on_overflow` so the caller re-dumps."""
+                  on_resync: Callable[[str], Awaitable[None]]) -> None:
+        """Loop forever; when events were lost (ENOBUFS) call `on_resync("overflow")` so the
+        caller re-reads the links.
+
+        What queued up before the loop started (the socket opens before the caller's first
+        dump, so nothing is missed) describes states older than the caller's own start-up
+        work: replayed, it would take a port the caller has just set up down and up again.
+        So the backlog is discarded and `on_resync("start")` re-reads the links instead."""
+        self._drain()
+        await on_resync("start")
         while True:
             try:
                 data = await self.sock.recv(1 << 20)
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
-                    await on_overflow()
+                    await on_resync("overflow")
                     continue
                 raise
             for msg in self.marshal.parse(data):
-                kind = msg["header"]["type"]
+                if msg.get("family", 0) != socket.AF_UNSPEC:
+                    continue  # AF_BRIDGE port notices: a DELLINK there is a port leaving a
+                kind = msg["header"]["type"]  # bridge, not an interface going away
                 st = _link_state(msg)
                 if st is None:
                     continue

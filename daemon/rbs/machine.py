@@ -319,6 +319,7 @@ class _Profile:
     aging_from: float | None = None
     batches_sent: int = 0
     batches_received: int = 0
+    peer_served: bool = False  # the peer sent entries while we were the sender
 
     @property
     def name(self) -> str:
@@ -515,6 +516,8 @@ class RbsChannel:
         if self._stopped or p.role is role:
             return self._finish(out)
         p.role = role
+        if role is Role.SENDER:
+            p.peer_served = False  # (kept on the way back: hand_over reads it)
         p.queue.clear()
         if self._syncing(p):
             self._send_batch(p, now)
@@ -527,9 +530,15 @@ class RbsChannel:
         mirror, quietly, until the peer's next batch replaces it. A switchover back to us
         before the peer has said anything then serves what we served, not an older copy (or
         an aged-out one) of what the peer served before us. Call it after set_role(receiver)
-        and before the local entries are withdrawn."""
+        and before the local entries are withdrawn.
+
+        Except when the peer sent us entries while we were the sender: then it was serving
+        at the same time (a partition), we yield because the switch uses the peer (E-Trunk),
+        and the hosts' groups are what the peer sent, not our stale ones."""
         p = self._profile(profile)
         out = self._fire_due(now)
+        if p.peer_served:
+            return self._finish(out)
         for key, (value, at) in p.local.items():
             old = p.mirror.get(key)
             aged = replace(value, uptime_s=min(value.uptime_s + int(now - at), SEQ_MOD - 1))
@@ -787,6 +796,8 @@ class RbsChannel:
             self._on_entry(msg, now, out)
         elif isinstance(msg, BatchStart):
             p = self._sync_profile(msg.backup_id)
+            if p.role is Role.SENDER:
+                p.peer_served = True
             if p.batch is not None:
                 raise _ProtocolError("nested-batch", f"backup-id {p.spec.backup_id}")
             p.batch = set()
@@ -832,6 +843,8 @@ class RbsChannel:
 
     def _on_entry(self, msg: Entry, now: float, out: list[Output]) -> None:
         p = self._sync_profile(msg.backup_id)
+        if p.role is Role.SENDER:
+            p.peer_served = True
         key = msg.key
         if key.service not in p.spec.service_types:
             raise _ProtocolError("bad-service", f"{key.service} not in profile {p.name}")

@@ -444,6 +444,19 @@ def test_hand_over_keeps_what_we_served_until_the_peer_batches() -> None:
     assert set(b.mirror(P1)) == {key(1), key(7)}
 
 
+def test_hand_over_after_a_partition_keeps_the_peers_groups() -> None:
+    # Both sides served (a partition) and each sent its batch; A yields because the switch
+    # uses B. B's groups are the hosts' ones: A's stale entries must not come back.
+    net = established_pair(entries=2)  # A serves key(0), key(1)
+    b = net.m[B]
+    net.handle(B, b.local_change(P1, Op.ADD, key(5), value(5), net.now))
+    net.role(B, True)  # B serves too: its batch reaches A while A is the sender
+    assert net.m[A].mirror(P1) == {key(5): value(5)}
+    net.role(A, False)
+    net.handle(A, net.m[A].hand_over(P1, net.now))
+    assert net.m[A].mirror(P1) == {key(5): value(5)}
+
+
 def test_two_profiles_one_mismatched() -> None:
     a_profiles = [ProfileSpec(P1, 10), ProfileSpec("profile2", 20)]
     b_profiles = [ProfileSpec(P1, 11), ProfileSpec("profile2", 20)]
