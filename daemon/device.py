@@ -353,6 +353,7 @@ class Device:
         self.pim_port: _PimPort | None = None
         self.mfib: MulticastFib | None = None
         self.rpf: tuple[str | None, str | None] = (None, None)  # toward the RP
+        self._upstream = True  # a route toward the RP (as the E-Trunks were last told)
         self._rpf_cache: dict[IPv4Address, tuple[str | None, str | None]] = {}
         self.rbs: dict[str, RbsService] = {}  # remote-backup-service name -> service
         self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
@@ -571,7 +572,8 @@ class Device:
         return self.rpf[0]
 
     def _update_rpf(self) -> None:
-        """Routes may have moved with a link: re-point PIM's joins and the MFC entries."""
+        """Routes may have moved with a link: re-point PIM's joins and the MFC entries, and
+        tell the E-Trunks whether the streams can still reach us."""
         if self.pim is None or self.pim.router.is_rp or not self.cfg.pim or \
                 not self.cfg.pim.static_rps:
             if self.mfib is not None:
@@ -583,6 +585,12 @@ class Device:
                                        neighbor=rpf[1] or "-")
             self.rpf = rpf
             self.pim.rpf_changed(*rpf)
+        if (rpf[0] is not None) != self._upstream:
+            self._upstream = rpf[0] is not None
+            self.log.child("etrunk").info("upstream " + ("up" if self._upstream else "down"),
+                                          rp=str(self.cfg.pim.static_rps[0]))
+            for et in self.etrunks.values():
+                et.service.upstream(self._upstream)
         if self.mfib is not None:
             self.mfib.rpf_changed()
 

@@ -535,6 +535,7 @@ def summarize(soak: Soak, problems: list[str]) -> dict:
         per_event.append({"t": round(e["t"] - soak.start, 3), "event": e["event"],
                           "outage_ms": worst, "took_s": e["took"]})
     return {
+        "start_monotonic": soak.start,
         "violations": [v.json(soak.start) for v in soak.violations],
         "end_state_problems": problems,
         "outage_by_event": {k: stats(v) for k, v in sorted(outages.items())},

@@ -160,6 +160,7 @@ def etrunk_json(
         "peer": _peer_json(snap),
         "bfd_session": bfd_session,
         "bfd_state": bfd_state,
+        "upstream": snap.upstream,
         "running": snap.running,
         "members": [_member_json(m) for m in snap.members],
     }

@@ -74,6 +74,7 @@ class MemberCause(StrEnum):
     PEER_FORCE_BACKUP = "PEER_FORCE_BACKUP"  # ours: the peer's member is force-backup
     PEER_MEMBER_MASTER = "PEER_MEMBER_MASTER"  # ours: the peer's member is master and up
     REVERT_DELAY = "REVERT_DELAY"  # ours: master held for the revert delay before handing back
+    NO_UPSTREAM = "NO_UPSTREAM"  # ours: peer lost and this device has no route to the streams
 
 
 class TimerName(StrEnum):
@@ -110,17 +111,22 @@ def member_role(
     remote: Member | None,
     took_over: bool = False,
     forwarding: bool = False,
+    upstream: bool = True,
 ) -> tuple[MemberRole, MemberCause]:
     """The role one member should have now, from our side's view; pure, so both sides agree.
 
     `remote` is the peer's entry for the same Eth-Trunk ID in its last hello (its
     `forwarding` says whether the peer's Eth-Trunk carries traffic). `took_over`: our member
     became master while the peer's was master (it took the peer's traffic over); `forwarding`:
-    our Eth-Trunk carries traffic (LACP distributing). In order:
+    our Eth-Trunk carries traffic (LACP distributing); `upstream`: our device has a route
+    toward the streams it would forward (the RP). In order:
 
     1. force-master / force-backup: as configured.
     2. E-Trunk INIT: backup (ETRUNK_INIT); nobody forwards before we know about the peer.
-    3. No peer (lost, so we are MASTER): master (ETRUNK_MASTER).
+    3. No peer (lost, so we are MASTER): master (ETRUNK_MASTER), unless our device has no
+       upstream: then backup (NO_UPSTREAM), so that the switch uses the peer, which may
+       still have one. (With the peer known this never matters: a device that reaches its
+       peer reaches the streams through it unless neither can.)
     4. The peer has no such member: master (NO_PEER_MEMBER).
     5. The peer's member is down: master (PEER_MEMBER_DOWN); ours down: backup.
     6. Both up, the peer's member forced: the other role.
@@ -156,6 +162,8 @@ def member_role(
     if state is ETrunkState.INIT:
         return MemberRole.BACKUP, MemberCause.ETRUNK_INIT
     if not peer_known:
+        if not upstream:
+            return MemberRole.BACKUP, MemberCause.NO_UPSTREAM
         return MemberRole.MASTER, MemberCause.ETRUNK_MASTER
     if remote is None:
         return MemberRole.MASTER, MemberCause.NO_PEER_MEMBER
@@ -320,6 +328,7 @@ class ETrunkSnapshot:
     revert_enabled: bool
     track_bfd: bool
     bfd_up: bool | None  # last bfd_state() input; None before the first
+    upstream: bool  # last upstream() input
     running: bool
     state: ETrunkState
     cause: Cause
@@ -399,6 +408,7 @@ class ETrunkMachine:
         self._last_seq: int | None = None
         self._next_seq = sequence_start
         self._bfd_up: bool | None = None
+        self._upstream = True
         self._received = 0
         self._sent = 0
         self._rec_drop: Counter[str] = Counter()
@@ -457,6 +467,14 @@ class ETrunkMachine:
         """Whether a member Eth-Trunk carries traffic (its LACP aggregator is up); only a
         forwarding member is held master for the revert delay."""
         self._members[trunk_id].forwarding = up
+        if not self._running:
+            return []
+        self._fire_due(now)
+        return self._flush(now)
+
+    def upstream(self, up: bool, now: float) -> list[Output]:
+        """Whether this device has a route toward the streams (for rule 3 of member_role)."""
+        self._upstream = up
         if not self._running:
             return []
         self._fire_due(now)
@@ -543,6 +561,7 @@ class ETrunkMachine:
             revert_enabled=c.revert_enabled,
             track_bfd=c.track_bfd,
             bfd_up=self._bfd_up,
+            upstream=self._upstream,
             running=self._running,
             state=self._state,
             cause=self._cause,
@@ -648,6 +667,7 @@ class ETrunkMachine:
             remote=remote,
             took_over=m.took_over,
             forwarding=m.forwarding and m.phy_up,
+            upstream=self._upstream,
         )
         tid = m.cfg.trunk_id
         if cause is MemberCause.REVERT_DELAY:

@@ -90,6 +90,10 @@ class ETrunkService:
         """A member Eth-Trunk started or stopped carrying traffic."""
         self._input(self._machine.member_forwarding(trunk_id, up, trio.current_time()))
 
+    def upstream(self, up: bool) -> None:
+        """The device gained or lost its route toward the streams."""
+        self._input(self._machine.upstream(up, trio.current_time()))
+
     def bfd_state(self, up: bool) -> None:
         """The bound BFD session went up or down."""
         self._input(self._machine.bfd_state(up, trio.current_time()))

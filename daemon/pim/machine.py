@@ -24,6 +24,11 @@ Choices the RFC leaves open, or where this differs from it on purpose:
   t_override (4.5.7): a restarted RP regains the tree in milliseconds. Likewise a new
   neighbor's triggered Hello waits rand(0, Triggered_Hello_Delay), except where a Join/Prune
   is about to go out: 4.3.1 wants a Hello first, and it goes out at once.
+- While RPF'(*,G) has not been heard (no Hello from it since its interface came up), the
+  Joins are sent again every UNHEARD_RETRY, each after a Hello, until it is: a neighbor
+  whose Hellos were lost (a link that came back while everything on it was dropped) would
+  otherwise learn of us, and we of it, only at the next periodic Hello, 30 s away, and
+  drop our Joins as "not-neighbor" until then.
 - On a LAN the upstream machine implements "see Join/Prune to RPF'(*,G)": a Join from
   another router suppresses ours (Join Timer raised to t_joinsuppress), a Prune makes us
   override (Join Timer lowered to t_override); we never set the T bit, so suppression is on.
@@ -78,6 +83,7 @@ from daemon.pim.codec import (
 )
 
 TRIGGERED_HELLO_DELAY = 5.0  # RFC 7761 4.11
+UNHEARD_RETRY = 0.1  # Joins (each after a Hello) toward an RPF neighbor not heard yet
 DEFAULT_HELLO_HOLDTIME = 105  # for a Hello without the Holdtime option
 PROPAGATION_DELAY_DEFAULT = 0.5
 OVERRIDE_INTERVAL_DEFAULT = 2.5
@@ -1033,10 +1039,16 @@ class PimRouter:
             slot += period
         return slot
 
+    def _rpf_heard(self) -> bool:
+        target = self._rpf_target()
+        return target is not None and target[1] in self._ifs[target[0]].neighbors
+
     def _restart_join_timer(self, group: str, now: float) -> None:
         key = (TimerName.JOIN, "", group)
         if self._rpf_target() is None:
             self._timers.stop(key)
+        elif not self._rpf_heard():
+            self._timers.start(key, now + UNHEARD_RETRY)
         else:
             self._timers.start(key, self._next_slot(now))
 
@@ -1054,6 +1066,8 @@ class PimRouter:
         target = self._rpf_target()
         if target is not None:
             self._jp.setdefault(target, {})[group] = True
+            if not self._rpf_heard():
+                self._need_hello.add(target[0])
             self._restart_join_timer(group, now)
 
     def _see_join_prune(self, itf: _Interface, jp: JoinPrune, now: float) -> None:

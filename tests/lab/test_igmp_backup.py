@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from lab import scenarios as sc
 from lab.labctl import main as labctl
-from tests.lab.conftest import display, etrunk_lines, in_ns, variant, wait_for
+from tests.lab.conftest import display, etrunk_lines, in_ns, log_events, variant, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = str(ROOT / ".venv" / "bin" / "python")
@@ -81,22 +82,30 @@ def test_groups_sync_leave_restart_and_switchover(make_lab) -> None:
     assert labctl(["daemon", "restart", "DeviceB", "--name", lab.name]) == 0
     wait_for(lambda: remote(lab, "DeviceB") == groups(1000), 30, "batch restores 1000 groups")
 
-    # pull A-C: DeviceB serves the groups at once, queries, the Receiver answers
+    # pull A-C: DeviceB serves every group from its copy at once (no query round may hide a
+    # lost entry: the hosts answer DeviceB's query only within its 10 s max response time)
+    t_pull = time.monotonic()
     assert labctl(["link", "down", "DeviceA", "GE0/1/2", "--name", lab.name]) == 0
-    try:
-        # adopted at once from the backup, completed by the Receiver's reports to B's query
-        # (within its 10 s max response time) if any entry was missed
-        wait_for(lambda: local(lab, "DeviceB") == groups(1000), 20, "B serves the 1000 groups")
+    wait_for(lambda: member_master(lab, "DeviceB"), 5, "DeviceB's member master")
+    try:  # within 1 s of the switchover
+        wait_for(lambda: local(lab, "DeviceB") == groups(1000), 1.0, "B serves the 1000 groups")
     except AssertionError:
         got = local(lab, "DeviceB")
         raise AssertionError(f"B serves {len(got)} groups, missing {sorted(groups(1000) - got)[:5]}"
                              f", extra {sorted(got - groups(1000))[:5]}; member "
                              f"{display(lab, 'DeviceB', 'display e-trunk 1')[0]['members']}"
                              ) from None
+    served = [int(ev["groups"]) for ev in log_events(lab, "DeviceB", t_pull)
+              if ev.get("msg") == "serving backed-up groups"]
+    assert served == [1000]
     before = reports(lab, "DeviceB")
     wait_for(lambda: reports(lab, "DeviceB") > before, 15, "the Receiver answers B's query")
     assert local(lab, "DeviceB") == groups(1000)  # nothing lost
     joiner.leave()
+
+
+def member_master(lab, node: str) -> bool:
+    return display(lab, node, "display e-trunk 1")[0]["members"][0]["state"] == "Master"
 
 
 def test_rbs_rejects_other_addresses_and_reports_backup_id_mismatch(make_lab,

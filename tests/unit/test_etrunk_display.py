@@ -53,6 +53,7 @@ SNAP = ETrunkSnapshot(
     revert_enabled=True,
     track_bfd=True,
     bfd_up=True,
+    upstream=True,
     running=True,
     state=ETrunkState.MASTER,
     cause=Cause.PRI,

@@ -670,6 +670,29 @@ def test_a_member_that_took_over_holds_while_the_switch_still_waits() -> None:
     assert lab.roles() == (MASTER, BACKUP)
 
 
+def test_isolated_without_upstream_the_member_steps_back() -> None:
+    # A partition in which DeviceB also lost its way to the streams: with the peer lost, a
+    # member whose device has no upstream stays backup, so the switch uses the peer's.
+    lab = Lab(make(SYS_A), make(SYS_B), strict=False)
+    lab.start()
+    lab.run_until(10.5)
+    lab.cut()
+    lab.run_until(40.0)
+    assert lab.roles() == (MASTER, MASTER)
+    lab.do("B", "upstream", False)
+    assert lab.member("B").role is BACKUP and lab.member("B").cause is MemberCause.NO_UPSTREAM
+    assert lab.machines["B"].snapshot().upstream is False
+    lab.do("B", "upstream", True)
+    assert lab.member("B").role is MASTER
+    # with the peer known, upstream changes nothing (it reaches the streams through the peer)
+    lab.link_up = True
+    lab.run_until(42.0)
+    roles = lab.roles()
+    lab.do("A", "upstream", False)
+    lab.run_until(43.0)
+    assert lab.roles() == roles
+
+
 def test_a_false_bfd_alarm_moves_no_traffic() -> None:
     lab = converged(b_track_bfd=True, strict=False)
     lab.run_until(10.5)
@@ -775,9 +798,10 @@ def test_rule_is_idempotent() -> None:
         (False, True), (False, True), (False, True)
     ):
         remote = Member(1, r_up, r_role, r_mode, forwarding=r_fwd)
-        for peer_known, rem in ((True, remote), (True, None)):
+        for peer_known, rem, upstream in ((True, remote, True), (True, None, True),
+                                          (False, None, False), (False, None, True)):
             args = dict(mode=mode, local_up=up, state=state, peer_known=peer_known, remote=rem,
-                        took_over=took, forwarding=fwd)
+                        took_over=took, forwarding=fwd, upstream=upstream)
             role, cause = member_role(current=current, **args)  # type: ignore[arg-type]
             assert member_role(current=role, **args) == (role, cause)  # type: ignore[arg-type]
 

@@ -30,6 +30,7 @@ from daemon.pim.codec import (
 )
 from daemon.pim.machine import (
     TRANSITIONS,
+    UNHEARD_RETRY,
     DownstreamState,
     DrChanged,
     IfState,
@@ -536,10 +537,22 @@ def test_a_new_neighbor_that_is_rpf_gets_the_join_at_once() -> None:
     lab.run_until(50.0)
     lab.do("D", "interface_up", GE3)
     lab.run_until(56.0)
-    first = next(
-        t for t, n, o in lab.log if n == "D" and isinstance(o, SendPim) and o.ifname == GE3
-    )
-    assert lab.oifs_events("D") == [(first, frozenset({GE3}))]  # not the 70 s refresh
+    ((t, oifs),) = lab.oifs_events("D")  # not the 70 s refresh
+    assert oifs == frozenset({GE3}) and 50.0 <= t <= 50.0 + UNHEARD_RETRY
+
+
+def test_joins_toward_an_unheard_rpf_neighbor_are_retried_with_hellos() -> None:
+    # While A has not heard D (D's side was down), A repeats its Hello and Join every
+    # UNHEARD_RETRY; once D is heard, Joins go back to the periodic refresh.
+    lab = Lab()
+    lab.up(("D", GE3))
+    lab.do("A", "local_members", G, ET, True)
+    lab.run_until(1.0)
+    sent = [o for t, n, o in lab.log if n == "A" and isinstance(o, SendPim) and o.ifname == GE3]
+    assert len(sent) >= 2 * 9  # a Hello and a Join every 0.1 s
+    lab.do("D", "interface_up", GE3)
+    lab.run_until(70.0)
+    assert len(lab.jps("A", GE3, since=10.0)) == 1  # heard: one refresh per period
 
 
 def test_joins_for_many_groups_share_messages_and_split(lab: Lab) -> None:
