@@ -100,6 +100,7 @@ from daemon.rbs import (
     MirrorChanged,
     Mismatch,
     Op,
+    PeerHolds,
     ProfileSpec,
     RbsChannel,
     should_listen,
@@ -359,6 +360,7 @@ class Device:
         self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
         self._igmp_up: set[str] = set()  # IGMP interfaces that are up (querying)
         self._serving: set[str] = set()  # profiles whose groups we serve (RBS sender)
+        self._handback: dict[tuple[int, int], bool] = {}  # as the E-Trunks were last told
         self._joined: dict[tuple[str, str], float] = {}  # (interface, group) -> JOIN time
         self.commands = CommandTable()
         self._register_commands()
@@ -721,6 +723,29 @@ class Device:
                 self._start_serving(p)
             elif not want and p.name in self._serving:
                 self._stop_serving(p)
+        self._update_handback()
+
+    def _update_handback(self) -> None:
+        """A member may hand its traffic back to the peer (the revert) only once the peer
+        holds every group we serve for it: our batch and every change since acknowledged
+        on the RBS channel. Otherwise the peer would take over with an old or empty copy."""
+        for trunk in self.trunks.values():
+            eid = trunk.itf.etrunk
+            if eid is None or eid not in self.etrunks:
+                continue
+            ready = all(self._peer_holds(p)
+                        for p in self._profiles(etrunk=eid, trunk=trunk.number))
+            if self._handback.get((eid, trunk.number)) != ready:
+                self._handback[(eid, trunk.number)] = ready
+                self.etrunks[eid].service.handback_ready(trunk.number, ready)
+
+    def _peer_holds(self, p: RemoteBackupProfile) -> bool:
+        if p.name not in self._serving:
+            return True  # nothing of ours to hand over
+        rbs = self.rbs[p.rbs]
+        snap = rbs.snapshot().profile(p.name)
+        # a peer that has never served the profile (not configured there) is not waited for
+        return rbs.peer_holds(p.name) or snap is None or not snap.ever_synced
 
     def _start_serving(self, p: RemoteBackupProfile) -> None:
         """Adopt the peer's entries as live groups (fresh timers; IGMP also sends a general
@@ -763,7 +788,9 @@ class Device:
 
     def _on_rbs(self, out: RbsOutput) -> None:
         log = self.log.child("rbs")
-        if isinstance(out, Mismatch):
+        if isinstance(out, PeerHolds):
+            self._update_handback()
+        elif isinstance(out, Mismatch):
             log.error("backup-id mismatch, profile not synced", profile=out.profile,
                       detail=out.detail)
         elif isinstance(out, MirrorChanged):

@@ -315,6 +315,7 @@ class MemberSnapshot:
     revert_at: float | None  # end of a running revert hold; math.inf with revert disabled
     forwarding: bool  # our Eth-Trunk carries traffic (advertised as FORWARDING)
     took_over: bool  # became master while the peer's member was: may hold for the delay
+    waiting_for_peer: bool  # the revert delay ran out; the peer does not hold our groups yet
 
 
 @dataclass(frozen=True)
@@ -387,6 +388,7 @@ class _Member:
     took_over: bool = False  # became master while the peer's was: ours carries its traffic
     holding: bool = False  # a revert hold is running (timer pending, or forever)
     revert_done: bool = False  # the revert delay ran out: yield at this evaluation
+    handback_ready: bool = True  # the peer holds what we serve (the device's verdict)
     reported: tuple[MemberRole, MemberCause] | None = None
 
 
@@ -472,6 +474,16 @@ class ETrunkMachine:
         self._fire_due(now)
         return self._flush(now)
 
+    def handback_ready(self, trunk_id: int, ready: bool, now: float) -> list[Output]:
+        """Whether the peer holds what this member's traffic needs (the backed-up groups):
+        a revert delay that ran out hands the role back only once it does, so the peer
+        serves every group at once instead of an old copy."""
+        self._members[trunk_id].handback_ready = ready
+        if not self._running:
+            return []
+        self._fire_due(now)
+        return self._flush(now)
+
     def upstream(self, up: bool, now: float) -> list[Output]:
         """Whether this device has a route toward the streams (for rule 3 of member_role)."""
         self._upstream = up
@@ -549,6 +561,7 @@ class ETrunkMachine:
                     revert_at=revert_at,
                     forwarding=m.forwarding and m.phy_up,
                     took_over=m.took_over,
+                    waiting_for_peer=m.holding and m.revert_done and not m.handback_ready,
                 )
             )
         return ETrunkSnapshot(
@@ -678,7 +691,7 @@ class ETrunkMachine:
                 elif self.config.revert_enabled:
                     m.revert_done = True
                 # revert disabled: held until something else moves the member, never by time
-            if m.revert_done:
+            if m.revert_done and m.handback_ready:
                 role, cause = MemberRole.BACKUP, MemberCause.ETRUNK_BACKUP
         if cause is not MemberCause.REVERT_DELAY:
             m.holding = m.revert_done = False

@@ -90,6 +90,10 @@ class ETrunkService:
         """A member Eth-Trunk started or stopped carrying traffic."""
         self._input(self._machine.member_forwarding(trunk_id, up, trio.current_time()))
 
+    def handback_ready(self, trunk_id: int, ready: bool) -> None:
+        """The peer does (or does not yet) hold the groups this member's traffic needs."""
+        self._input(self._machine.handback_ready(trunk_id, ready, trio.current_time()))
+
     def upstream(self, up: bool) -> None:
         """The device gained or lost its route toward the streams."""
         self._input(self._machine.upstream(up, trio.current_time()))

@@ -221,7 +221,19 @@ class Mismatch:
     detail: str
 
 
-Output: TypeAlias = SendBytes | Close | Connect | MirrorChanged | ChannelState | Mismatch
+@dataclass(frozen=True)
+class PeerHolds:
+    """Whether the peer holds everything we serve for `profile`: we are the sender on an
+    established, synced connection, and every record we sent (the batch included) is
+    acknowledged with nothing queued. Reported when it changes. Handing the traffic back to
+    the peer before this is true would have it serve an old or empty copy."""
+
+    profile: str
+    holds: bool
+
+
+Output: TypeAlias = (SendBytes | Close | Connect | MirrorChanged | ChannelState | Mismatch
+                     | PeerHolds)
 
 
 @dataclass(frozen=True)
@@ -239,6 +251,7 @@ class ProfileSnapshot:
     batches_sent: int
     batches_received: int
     aging: bool  # mirror entries are counting down to expiry
+    ever_synced: bool  # the peer has served this profile too, on some connection
 
 
 @dataclass(frozen=True)
@@ -320,6 +333,8 @@ class _Profile:
     batches_sent: int = 0
     batches_received: int = 0
     peer_served: bool = False  # the peer sent entries while we were the sender
+    reported_holds: bool = False  # the last PeerHolds output
+    ever_synced: bool = False  # some connection found the peer serving this profile too
 
     @property
     def name(self) -> str:
@@ -619,6 +634,7 @@ class RbsChannel:
                     batches_sent=p.batches_sent,
                     batches_received=p.batches_received,
                     aging=p.aging_from is not None and bool(p.mirror),
+                    ever_synced=p.ever_synced,
                 )
                 for p in self._profiles.values()
             ),
@@ -717,7 +733,17 @@ class RbsChannel:
 
     def _finish(self, out: list[Output]) -> list[Output]:
         self._flush(out)
+        for p in self._profiles.values():
+            holds = self.peer_holds(p.name)
+            if holds != p.reported_holds:
+                p.reported_holds = holds
+                out.append(PeerHolds(p.name, holds))
         return out
+
+    def peer_holds(self, profile: str) -> bool:
+        """See PeerHolds."""
+        p = self._profile(profile)
+        return self._syncing(p) and not p.unacked and not p.queue
 
     def _syncing(self, p: _Profile) -> bool:
         return (
@@ -936,6 +962,7 @@ class RbsChannel:
                 and set(theirs.service_types) == set(ours.service_types)
             ):
                 p.status, p.mismatch = PeerStatus.SYNCED, None
+                p.ever_synced = True
                 continue
             detail = (
                 f"profile {ours.name} backup-id {ours.backup_id} service "

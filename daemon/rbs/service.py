@@ -164,6 +164,9 @@ class RbsService:
     def mirror(self, profile: str) -> dict[ServiceKey, ServiceValue]:
         return self._channel.mirror(profile)
 
+    def peer_holds(self, profile: str) -> bool:
+        return self._channel.peer_holds(profile)
+
     async def stop(self) -> None:
         """Close the connection gracefully (the peer sees the FIN at once), then end run()."""
         if self._stopping:

@@ -41,6 +41,7 @@ MEMBER = MemberSnapshot(
     revert_at=None,
     forwarding=True,
     took_over=False,
+    waiting_for_peer=False,
 )
 
 SNAP = ETrunkSnapshot(
@@ -144,6 +145,7 @@ def test_json_carries_the_same_and_more() -> None:
                    "forwarding": False},
         "forwarding": True,
         "took_over": False,
+        "waiting_for_peer": False,
         "revert_at": None,
     }
     held = replace(

@@ -693,6 +693,22 @@ def test_isolated_without_upstream_the_member_steps_back() -> None:
     assert lab.roles() == roles
 
 
+def test_the_revert_waits_until_the_peer_holds_our_groups() -> None:
+    lab = Lab(make(SYS_A, revert_delay_s=3), make(SYS_B, revert_delay_s=3), lacp=False)
+    lab.start()
+    lab.run_until(5.0)
+    lab.do("A", "member_phy", 1, False)
+    lab.run_until(5.1)
+    lab.do("B", "handback_ready", 1, False)  # e.g. the RBS channel is down
+    lab.do("A", "member_phy", 1, True)
+    lab.run_until(12.0)  # the delay ran out long ago: B still holds
+    b = lab.member("B")
+    assert (b.role, b.cause, b.waiting_for_peer) == (MASTER, MemberCause.REVERT_DELAY, True)
+    lab.do("B", "handback_ready", 1, True)
+    lab.run_until(12.0 + 2 * LATENCY)
+    assert lab.roles() == (MASTER, BACKUP)
+
+
 def test_a_false_bfd_alarm_moves_no_traffic() -> None:
     lab = converged(b_track_bfd=True, strict=False)
     lab.run_until(10.5)

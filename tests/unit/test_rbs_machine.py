@@ -41,6 +41,7 @@ from daemon.rbs.machine import (
     MirrorChanged,
     Mismatch,
     Output,
+    PeerHolds,
     PeerStatus,
     ProfileSpec,
     RbsChannel,
@@ -455,6 +456,23 @@ def test_hand_over_after_a_partition_keeps_the_peers_groups() -> None:
     net.role(A, False)
     net.handle(A, net.m[A].hand_over(P1, net.now))
     assert net.m[A].mirror(P1) == {key(5): value(5)}
+
+
+def test_peer_holds_once_everything_sent_is_acknowledged() -> None:
+    net = established_pair(entries=3)
+    a = net.m[A]
+    assert a.peer_holds(P1)  # the batch was acknowledged
+    net.change(A, Op.ADD, key(9), value(9), pump=False)
+    assert not a.peer_holds(P1)  # sent, not acknowledged yet
+    net.pump()
+    net.run_for(1.0)
+    assert a.peer_holds(P1)
+    holds = [o.holds for o in net.events(A, PeerHolds)]
+    assert holds[-3:] == [True, False, True]
+    net.handle(A, a.closed("reset", net.now))
+    assert not a.peer_holds(P1) and net.events(A, PeerHolds)[-1].holds is False
+    assert not net.m[B].peer_holds(P1)  # the receiver holds nothing of its own to hand over
+    assert a.snapshot().profiles[0].ever_synced
 
 
 def test_two_profiles_one_mismatched() -> None:
