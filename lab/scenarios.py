@@ -236,6 +236,25 @@ def silence(lab: Lab, node: str, ports: tuple[str, ...], on: bool) -> None:
                    check=True, capture_output=True)
 
 
+def drop_matching(lab: Lab, node: str, ports: tuple[str, ...], table: str,
+                  rules: list[str] | None) -> None:
+    """Drop only what `rules` match (nft statements without the verdict, such as
+    "tcp dport 1025") in and out of `ports`, in table `table`; `None` removes the table.
+    A partial silence: one protocol cut off while the others pass."""
+    if rules is None:
+        script = f"delete table netdev {table}\n"
+    else:
+        body = "".join(f"    {r} drop;\n" for r in rules)
+        chains = "".join(
+            f"  chain in_{i} {{\n    type filter hook ingress device \"{p}\" priority 0;\n"
+            f"{body}  }}\n"
+            f"  chain out_{i} {{\n    type filter hook egress device \"{p}\" priority 0;\n"
+            f"{body}  }}\n" for i, p in enumerate(ports))
+        script = f"table netdev {table} {{\n{chains}}}\n"
+    subprocess.run(netns.exec_argv(lab.ns(node), ["nft", "-f", "-"]), input=script, text=True,
+                   check=True, capture_output=True)
+
+
 def flap(lab: Lab, times: int, rng: random.Random) -> None:
     """The A-C link down and up `times` times at random intervals of 0.2-2 s."""
     for _ in range(times):

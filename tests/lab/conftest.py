@@ -43,7 +43,12 @@ def make_lab() -> Iterator[LabFactory]:
         return lab
 
     yield make
+    keep = os.environ.get("IHB_KEEP_LOGS")  # a directory: each lab's daemon logs land there
     for lab in made:
+        if keep and (lab.dir / "logs").exists():
+            import shutil
+
+            shutil.copytree(lab.dir / "logs", Path(keep) / lab.name, dirs_exist_ok=True)
         lab.down()
 
 
