@@ -86,7 +86,10 @@ def test_groups_sync_leave_restart_and_switchover(make_lab) -> None:
     # lost entry: the hosts answer DeviceB's query only within its 10 s max response time)
     t_pull = time.monotonic()
     assert labctl(["link", "down", "DeviceA", "GE0/1/2", "--name", lab.name]) == 0
-    wait_for(lambda: member_master(lab, "DeviceB"), 5, "DeviceB's member master")
+    # the switchover: DeviceB's member master and its Eth-Trunk up (after whatever is left of
+    # the aggregate wait of its port, which the restart above made new)
+    wait_for(lambda: member_master(lab, "DeviceB") and trunk_up(lab, "DeviceB"), 5,
+             "DeviceB's member master and its trunk up")
     try:  # within 1 s of the switchover
         wait_for(lambda: local(lab, "DeviceB") == groups(1000), 1.0, "B serves the 1000 groups")
     except AssertionError:
@@ -106,6 +109,10 @@ def test_groups_sync_leave_restart_and_switchover(make_lab) -> None:
 
 def member_master(lab, node: str) -> bool:
     return display(lab, node, "display e-trunk 1")[0]["members"][0]["state"] == "Master"
+
+
+def trunk_up(lab, node: str) -> bool:
+    return display(lab, node, "display eth-trunk 1")[0]["operate_status"] == "up"
 
 
 def test_rbs_rejects_other_addresses_and_reports_backup_id_mismatch(make_lab,
