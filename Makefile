@@ -7,7 +7,7 @@ LAB    ?= ihb
 PYTEST := $(PY) -m pytest
 
 .PHONY: bootstrap lab-up lab-down test test-unit test-lab lint capture status bench bench-lacp \
-        bench-etrunk bench-igmp bench-forwarding soak-bfd
+        bench-etrunk bench-igmp bench-forwarding soak soak-bfd
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -62,6 +62,14 @@ bench-igmp: bootstrap
 
 bench-forwarding: bootstrap
 	$(PY) scripts/bench_forwarding.py
+
+# The failure soak (root): a randomized failure schedule with traffic, every hot-backup
+# invariant checked (scripts/soak.py). SEED replays one schedule exactly; results (JSON,
+# Markdown, plot, pcapng of any violation) in bench/results/soak-*/.
+EVENTS ?= 1000
+SEED ?=
+soak: bootstrap
+	$(PY) scripts/soak.py --events $(EVENTS) $(if $(SEED),--seed $(SEED))
 
 MINUTES ?= 10
 soak-bfd: bootstrap

@@ -249,12 +249,13 @@ class Timeline:
         return since
 
     def ready_since(self, r: str, t: float) -> float | None:
-        """Start of the stretch of time, ending at t, during which path r was ready."""
+        """Start of the stretch of time, ending at t, during which path r was ready (no
+        event before t may be added after this)."""
+        self._advance(t)
         return self._since(r, t, self._ready)
 
     def allowed_end(self, g0: float, g1: float) -> tuple[float, str]:
         """The latest a gap that began at g0 (last arrival) may end, and why."""
-        self._advance(g1)
         best, why = math.inf, "no path was ready when the gap ended"
         detect = g0
         if any(abs(ts - g0) <= 0.1 for ts in self.silences):

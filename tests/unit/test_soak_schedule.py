@@ -1,0 +1,98 @@
+"""The soak's failure schedules and the outage each allows (lab/schedule.py): pure, no lab."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from lab.schedule import (
+    AGGREGATE_WAIT,
+    MAX_SPACING,
+    MIN_SPACING,
+    PARTNER_TIMEOUT,
+    RELEARN,
+    SLACK,
+    LabState,
+    Timeline,
+    final_state,
+    generate,
+)
+
+
+def test_a_seed_replays_the_same_schedule() -> None:
+    assert generate(7, 200) == generate(7, 200)
+    assert generate(7, 200) != generate(8, 200)
+
+
+def test_every_event_is_possible_when_drawn_and_spacing_is_bounded() -> None:
+    events = generate(11, 2000)
+    state, last = LabState(), 0.0
+    for ev in events:
+        assert (ev.kind, ev.target) in state.possible()
+        assert MIN_SPACING - 1e-3 <= ev.at - last <= MAX_SPACING + 1e-3
+        state, last = state.apply(ev.kind, ev.target), ev.at
+    assert state == final_state(events)
+    kinds = {ev.kind for ev in events}
+    assert kinds == {"pull", "restore", "kill", "stop", "start", "silence", "heal"}
+    short = sum(1 for a, b in itertools.pairwise(events) if b.at - a.at < 0.5)
+    assert short > len(events) // 4  # events inside each other's waits and detection times
+
+
+def test_repairs_bring_the_lab_back() -> None:
+    state = LabState(down=frozenset({"AC", "AB"}), stopped=frozenset({"B"}),
+                     silenced=frozenset({"A"}))
+    for kind, target in state.repairs():
+        state = state.apply(kind, target)
+    assert state == LabState()
+
+
+def timeline(*events: tuple[float, str, str]) -> Timeline:
+    tl = Timeline(0.0)
+    for at, kind, target in events:
+        tl.add(at, kind, target)
+    return tl
+
+
+def test_a_pull_with_the_other_port_standing_by_allows_the_slack() -> None:
+    tl = timeline((10.0, "pull", "AC"))
+    end, why = tl.allowed_end(10.0, 10.03)
+    assert end == pytest.approx(10.0 + SLACK) and "DeviceB" in why
+
+
+def test_the_remaining_aggregate_wait_is_allowed() -> None:
+    tl = timeline((9.5, "pull", "BC"), (9.6, "restore", "BC"), (10.0, "pull", "AC"))
+    end, why = tl.allowed_end(10.0, 11.0)
+    assert end == pytest.approx(9.6 + AGGREGATE_WAIT + SLACK)
+    assert "remaining aggregate wait 1.600" in why
+
+
+def test_a_silence_allows_the_partner_timeout() -> None:
+    tl = timeline((10.0, "silence", "A"))
+    end, why = tl.allowed_end(10.0, 11.0)
+    assert end == pytest.approx(10.0 + PARTNER_TIMEOUT + SLACK) and "silent" in why
+
+
+def test_no_ready_path_allows_everything_until_one_is() -> None:
+    tl = timeline((10.0, "pull", "AC"), (10.5, "pull", "BC"), (20.0, "restore", "BC"))
+    assert tl.allowed_end(10.5, 15.0)[0] == math.inf  # still none when the gap ended
+    end, _ = tl.allowed_end(10.5, 22.0)
+    assert end == pytest.approx(20.0 + AGGREGATE_WAIT + SLACK)
+
+
+def test_upstream_through_the_peer_counts_and_an_isolated_router_does_not() -> None:
+    tl = timeline((10.0, "pull", "AD"))  # A reaches the RP through B
+    assert tl.ready_since("A", 11.0) == 0.0
+    tl.add(12.0, "pull", "AB")  # now A has no way to the RP: only B is ready
+    assert tl.ready_since("A", 13.0) is None
+    assert tl.ready_since("B", 13.0) == 0.0
+
+
+def test_a_started_router_gets_the_groups_from_its_peer_or_relearns_them() -> None:
+    tl = timeline((10.0, "kill", "A"), (20.0, "start", "A"))
+    assert tl.ready_since("A", 20.5) is None  # the batch is on its way
+    assert tl.ready_since("A", 22.0) is not None
+    both = timeline((10.0, "kill", "A"), (11.0, "kill", "B"), (20.0, "start", "A"))
+    assert both.ready_since("A", 20.0 + RELEARN - 0.1) is None  # nobody to sync from
+    assert both.ready_since("A", 20.0 + RELEARN + 0.1) is not None
