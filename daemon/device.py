@@ -30,6 +30,7 @@ from daemon.cli.ifdisplay import IfRow, render_interface_brief, render_ip_interf
 from daemon.config import DeviceConfig, render
 from daemon.config.model import ETrunk as ETrunkCfg
 from daemon.config.model import Interface, InterfaceKind, RemoteBackupProfile
+from daemon.etrunk import Cause as ETrunkCause
 from daemon.etrunk import (
     ETrunkConfig,
     ETrunkMachine,
@@ -893,6 +894,11 @@ class Device:
         log = self.log.child("etrunk")
         if isinstance(out, ETrunkStateChanged):
             log.info("e-trunk state", old=out.old.name, new=out.new.name, cause=out.cause.value)
+            if out.cause is ETrunkCause.PRI:  # the peer is heard (again): no RBS backoff wait
+                peer = self.etrunks[etrunk_id].cfg.peer_address
+                for name, svc in self.rbs.items():
+                    if self.cfg.rbs[name].peer == peer:
+                        svc.peer_appeared()
         elif isinstance(out, MemberRoleChanged):
             log.info("member role", trunk=f"Eth-Trunk{out.trunk_id}", role=out.role.value,
                      cause=out.cause.value)

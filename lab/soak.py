@@ -222,12 +222,13 @@ class Ring:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.procs: list[subprocess.Popen] = []
         for i, ep in enumerate(CAPTURE):
-            argv = ["tcpdump", "-i", ep.linux, "-n", "-U", "-s", "160",
+            # -Z root: with -C, tcpdump opens each next file after dropping privileges
+            argv = ["tcpdump", "-i", ep.linux, "-n", "-U", "-s", "160", "-Z", "root",
                     "--time-stamp-precision=nano",
                     "-C", "3", "-W", "4", "-w", str(self.dir / f"ep{i}.pcap")]
-            self.procs.append(subprocess.Popen(netns.exec_argv(lab.ns(ep.node), argv),
-                                               stdout=subprocess.DEVNULL,
-                                               stderr=subprocess.DEVNULL))
+            with open(self.dir / f"ep{i}.err", "w") as err:
+                self.procs.append(subprocess.Popen(netns.exec_argv(lab.ns(ep.node), argv),
+                                                   stdout=subprocess.DEVNULL, stderr=err))
 
     def save(self, out: Path, until_mono: float, seconds: float = 10.0) -> int:
         """The `seconds` before `until_mono` (monotonic), every endpoint, as one pcapng."""

@@ -539,6 +539,17 @@ class RbsChannel:
         self._update_aging(p, now)
         return self._finish(out)
 
+    def peer_appeared(self, now: float) -> list[Output]:
+        """Another protocol (the E-Trunk) has just heard the peer again: a connecting side
+        waiting out its backoff (up to 5 s after a long outage) connects now, with the
+        backoff reset, so a restarted peer gets its batch in milliseconds."""
+        out = self._fire_due(now)
+        if not self._stopped and not self.listen and self._state is ConnState.CLOSED:
+            self._timers.stop(TimerName.BACKOFF)
+            self._backoff = self._backoff_initial
+            self._begin_connect(out, now)
+        return self._finish(out)
+
     def hand_over(self, profile: str, now: float) -> list[Output]:
         """We stopped serving `profile`: what we served is what the peer serves next (it
         mirrors our entries and adopts them when it takes over), so our entries join our

@@ -154,6 +154,10 @@ class RbsService:
     def set_role(self, profile: str, sender: bool) -> None:
         self._input(self._channel.set_role(profile, sender, trio.current_time()))
 
+    def peer_appeared(self) -> None:
+        """The peer was heard by another protocol: reconnect now if waiting (RbsChannel)."""
+        self._input(self._channel.peer_appeared(trio.current_time()))
+
     def hand_over(self, profile: str) -> None:
         """We stopped serving `profile`: keep our entries as the peer's (RbsChannel)."""
         self._input(self._channel.hand_over(profile, trio.current_time()))

@@ -475,6 +475,20 @@ def test_peer_holds_once_everything_sent_is_acknowledged() -> None:
     assert a.snapshot().profiles[0].ever_synced
 
 
+def test_peer_appeared_cuts_the_backoff_short() -> None:
+    net = established_pair()
+    net.reachable = False
+    net.handle(A, net.m[A].closed("reset", net.now))
+    net.run_for(30.0)  # attempts fail and the backoff grows to 5 s
+    a = net.m[A]
+    assert a.state is ConnState.CLOSED and a._backoff == 5.0
+    net.reachable = True
+    net.handle(A, a.peer_appeared(net.now))
+    net.pump()
+    assert a.state is ConnState.ESTABLISHED  # at once, not within the next 5 s
+    assert net.m[B].peer_appeared(net.now) == []  # the listening side has nothing to do
+
+
 def test_two_profiles_one_mismatched() -> None:
     a_profiles = [ProfileSpec(P1, 10), ProfileSpec("profile2", 20)]
     b_profiles = [ProfileSpec(P1, 11), ProfileSpec("profile2", 20)]
