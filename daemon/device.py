@@ -96,6 +96,7 @@ from daemon.pim import Output as PimOutput
 from daemon.pim.service import PimService
 from daemon.rbs import (
     FilterMode,
+    HoldingsReceived,
     IgmpKey,
     IgmpValue,
     MirrorChanged,
@@ -791,11 +792,16 @@ class Device:
         log = self.log.child("rbs")
         if isinstance(out, PeerHolds):
             self._update_handback()
+        elif isinstance(out, HoldingsReceived):
+            p = self.cfg.rbp.get(out.profile)
+            if p is not None and p.name in self._serving:  # we restarted and serve already
+                self._adopt(p, self._profile_interface(p) or "", dict(out.entries),
+                            "serving the groups the peer held for us")
         elif isinstance(out, Mismatch):
             log.error("backup-id mismatch, profile not synced", profile=out.profile,
                       detail=out.detail)
         elif isinstance(out, MirrorChanged):
-            if out.cause not in ("batch", "handover"):  # one line per entry; a batch floods
+            if out.cause == "peer":  # one line per change; a batch would flood the log
                 log.info("backed-up group", op=out.op.name, cause=out.cause,
                          profile=out.profile, interface=out.key.interface,
                          group=str(out.key.group))

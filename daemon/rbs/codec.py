@@ -55,14 +55,17 @@ class RecordType(IntEnum):
 
 
 class Flags(IntFlag):
-    """Header flags. ACK_REQUEST: acknowledge this record at once (set on BATCH_END)."""
+    """Header flags. ACK_REQUEST: acknowledge this record at once (set on BATCH_END).
+    HOLDINGS: a batch record of what the sender holds *for* the addressee (its copy of the
+    addressee's entries), not of what it serves; only on BATCH_START, ENTRY and BATCH_END."""
 
     ACK_REQUEST = 0x0001
+    HOLDINGS = 0x0002
 
 
-_KNOWN_FLAGS = int(Flags.ACK_REQUEST)
+_KNOWN_FLAGS = int(Flags.ACK_REQUEST | Flags.HOLDINGS)
 NO_FLAGS = Flags(0)
-_FLAGS = {0: NO_FLAGS, 1: Flags.ACK_REQUEST}
+_FLAGS = {f: Flags(f) for f in range(_KNOWN_FLAGS + 1)}
 
 
 class Op(IntEnum):

@@ -99,6 +99,7 @@ NORMAL_CLOSE = frozenset({"peer-closed", "replaced", "shutdown"})
 """Close reasons that are not errors; every other reason is counted under errors."""
 
 _ACK_REQUEST = int(Flags.ACK_REQUEST)
+_HOLDINGS = int(Flags.HOLDINGS)
 _HALF = SEQ_MOD // 2
 
 
@@ -197,8 +198,9 @@ class Connect:
 
 @dataclass(frozen=True)
 class MirrorChanged:
-    """A remote entry appeared, changed or went away; `cause` is peer, batch, expired, or
-    handover (our own entries, kept as the peer's when we stopped serving)."""
+    """A remote entry appeared, changed or went away; `cause` is peer (a change as it
+    happened), batch (in or at the end of a batch), expired, handover (our own entries, kept
+    as the peer's when we stopped serving) or holdings (the peer's copy of ours, back)."""
 
     profile: str
     op: Op
@@ -232,8 +234,19 @@ class PeerHolds:
     holds: bool
 
 
+@dataclass(frozen=True)
+class HoldingsReceived:
+    """The peer's copy of our entries for `profile` (sent by a peer that does not serve it,
+    when the connection came up). If we serve the profile, the entries we lack are groups
+    we served before a restart: serve them again. (A receiver also merges them into its
+    mirror; this output comes either way, once per HOLDINGS batch.)"""
+
+    profile: str
+    entries: Mapping[ServiceKey, ServiceValue]
+
+
 Output: TypeAlias = (SendBytes | Close | Connect | MirrorChanged | ChannelState | Mismatch
-                     | PeerHolds)
+                     | PeerHolds | HoldingsReceived)
 
 
 @dataclass(frozen=True)
@@ -334,6 +347,8 @@ class _Profile:
     batches_received: int = 0
     peer_served: bool = False  # the peer sent entries while we were the sender
     reported_holds: bool = False  # the last PeerHolds output
+    holdings: dict[ServiceKey, ServiceValue] | None = None  # a HOLDINGS batch being received
+    holdings_expected: int = 0
     ever_synced: bool = False  # some connection found the peer serving this profile too
 
     @property
@@ -345,6 +360,7 @@ class _Profile:
         self.queue.clear()
         self.unacked.clear()
         self.batch = None
+        self.holdings = None
 
 
 def _same_state(a: ServiceValue, b: ServiceValue) -> bool:
@@ -719,6 +735,8 @@ class RbsChannel:
             self._update_aging(p, now)
             if self._syncing(p):
                 self._send_batch(p, now)
+            elif p.role is Role.RECEIVER and p.status is PeerStatus.SYNCED and p.mirror:
+                self._send_holdings(p, now)
 
     # ---- sending ------------------------------------------------------------------------
 
@@ -779,6 +797,17 @@ class RbsChannel:
         p.batches_sent += 1
         self._counters["batches_sent"] += 1
 
+    def _send_holdings(self, p: _Profile, now: float) -> None:
+        """Our mirror back to the peer, as a HOLDINGS batch: a peer that restarted empty gets
+        back the groups it served, before it serves again (or as soon as it does)."""
+        bid, h = p.spec.backup_id, int(Flags.HOLDINGS)
+        self._send(BatchStart(bid, len(p.mirror)), h)
+        for key, (value, at) in p.mirror.items():
+            self._send_raw(encode_entry(self._next_seq(), bid, Op.ADD, key, value,
+                                        age=int(now - at), flags=h))
+        self._send(BatchEnd(bid, len(p.mirror)), h | _ACK_REQUEST)
+        self._counters["holdings_sent"] += 1
+
     def _drain(self, p: _Profile, now: float) -> None:
         """Send queued changes while the window allows, each as the entry is now."""
         if not self._syncing(p):
@@ -829,13 +858,15 @@ class RbsChannel:
         self._counters["records_received"] += 1
         self._timers.start(TimerName.DEAD, now + self._dead_s)
         msg = record.message
-        if isinstance(msg, Entry):
+        if record.flags & _HOLDINGS:
+            self._on_holdings(msg, now, out)
+        elif isinstance(msg, Entry):
             self._on_entry(msg, now, out)
         elif isinstance(msg, BatchStart):
             p = self._sync_profile(msg.backup_id)
             if p.role is Role.SENDER:
                 p.peer_served = True
-            if p.batch is not None:
+            if p.batch is not None or p.holdings is not None:
                 raise _ProtocolError("nested-batch", f"backup-id {p.spec.backup_id}")
             p.batch = set()
             p.batch_expected = msg.count
@@ -878,6 +909,35 @@ class RbsChannel:
             raise _ProtocolError("not-synced", f"profile {p.name} is {p.status}")
         return p
 
+    def _on_holdings(self, msg: Message, now: float, out: list[Output]) -> None:
+        """A HOLDINGS batch: the peer's copy of our entries. A receiver merges the ones its
+        mirror lacks; either way the whole batch is reported (HoldingsReceived)."""
+        if isinstance(msg, BatchStart):
+            p = self._sync_profile(msg.backup_id)
+            if p.batch is not None or p.holdings is not None:
+                raise _ProtocolError("nested-batch", f"backup-id {p.spec.backup_id}")
+            p.holdings, p.holdings_expected = {}, msg.count
+        elif isinstance(msg, Entry):
+            p = self._sync_profile(msg.backup_id)
+            if p.holdings is None or msg.op is not Op.ADD or msg.value is None:
+                raise _ProtocolError("bad-holdings", "a HOLDINGS entry is an ADD in its batch")
+            if msg.key.service not in p.spec.service_types:
+                raise _ProtocolError("bad-service", f"{msg.key.service} not in {p.name}")
+            if msg.key in p.holdings or len(p.holdings) >= p.holdings_expected:
+                raise _ProtocolError("batch-count", f"holdings beyond {p.holdings_expected}")
+            p.holdings[msg.key] = msg.value
+            if p.role is Role.RECEIVER and msg.key not in p.mirror:
+                self._apply(p, Op.ADD, msg.key, msg.value, now, out, "holdings")
+        elif isinstance(msg, BatchEnd):
+            p = self._sync_profile(msg.backup_id)
+            if p.holdings is None or not msg.count == p.holdings_expected == len(p.holdings):
+                raise _ProtocolError("batch-count", "HOLDINGS batch end does not match")
+            entries, p.holdings = p.holdings, None
+            out.append(HoldingsReceived(p.name, entries))
+            self._counters["holdings_received"] += 1
+        else:
+            raise _ProtocolError("bad-flags", "HOLDINGS on a record that is not a batch")
+
     def _on_entry(self, msg: Entry, now: float, out: list[Output]) -> None:
         p = self._sync_profile(msg.backup_id)
         if p.role is Role.SENDER:
@@ -893,7 +953,8 @@ class RbsChannel:
             if len(p.batch) >= p.batch_expected:
                 raise _ProtocolError("batch-count", f"more than {p.batch_expected} entries")
             p.batch.add(key)
-        self._apply(p, msg.op, key, msg.value, now, out, "peer")
+        self._apply(p, msg.op, key, msg.value, now, out,
+                    "peer" if p.batch is None else "batch")
 
     def _on_batch_end(self, msg: BatchEnd, out: list[Output]) -> None:
         p = self._sync_profile(msg.backup_id)

@@ -568,8 +568,11 @@ local rf = {
     flags = ProtoField.uint16("rbs.flags", "Flags", base.HEX),
     flag_ack_request = ProtoField.bool("rbs.flags.ack_request", "ACK_REQUEST", 16, nil, 0x0001,
         "Acknowledge this record at once"),
+    flag_holdings = ProtoField.bool("rbs.flags.holdings", "HOLDINGS", 16, nil, 0x0002,
+        "A batch of what the sender holds for the addressee (its copy of the addressee's "
+        .. "entries), not of what it serves"),
     flag_reserved = ProtoField.uint16("rbs.flags.reserved", "Reserved flags", base.HEX, nil,
-        0xfffe),
+        0xfffc),
     reserved = ProtoField.uint16("rbs.reserved", "Reserved", base.HEX),
     length = ProtoField.uint32("rbs.length", "Payload length", base.DEC),
     seq = ProtoField.uint32("rbs.seq", "Sequence number", base.DEC),
@@ -899,6 +902,7 @@ local function add_header(tvb, tree, offset, have)
     if have >= 6 then
         items.flags = t:add(rf.flags, tvb(offset + 4, 2))
         items.flags:add(rf.flag_ack_request, tvb(offset + 4, 2))
+        items.flags:add(rf.flag_holdings, tvb(offset + 4, 2))
         items.flags:add(rf.flag_reserved, tvb(offset + 4, 2))
     end
     if have >= 8 then items.reserved = t:add(rf.reserved, tvb(offset + 6, 2)) end
@@ -926,8 +930,11 @@ local function dissect_record(tvb, pinfo, tree, offset, reclen)
     local seq = tvb(offset + 12, 4):uint()
     local name = rbs_types[rtype] or ("type " .. rtype)
     local r = new_reader(tvb, t, offset + RBS_HEADER_LEN, offset + reclen)
-    if band(flags, 0xfffe) ~= 0 then
+    if band(flags, 0xfffc) ~= 0 then
         r:error(items.flags, re.bad_flags, string.format("bad-flags: 0x%04x", flags))
+    elseif band(flags, 2) ~= 0 and (rtype < 3 or rtype > 5) then
+        r:error(items.flags, re.bad_flags, "bad-flags: HOLDINGS on a record that is not a "
+            .. "batch record")
     end
     if reserved ~= 0 then
         r:error(items.reserved, re.bad_reserved, string.format("bad-reserved: 0x%04x", reserved))
@@ -944,6 +951,9 @@ local function dissect_record(tvb, pinfo, tree, offset, reclen)
         r:done()
     end
     local label = string.format(", %s seq %d", name, seq)
+    if band(flags, 2) ~= 0 then
+        label = label .. " [HOLDINGS]"
+    end
     if band(flags, 1) ~= 0 then
         label = label .. " [ACK_REQUEST]"
     end

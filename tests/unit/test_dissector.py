@@ -242,7 +242,7 @@ def _rbs_capture() -> _Capture:
     bad_type[3] = 9
     s.send(True, bytes(bad_type))                                         # 21 bad-type
     bad_flags = bytearray(ka)
-    bad_flags[4:8] = b"\x00\x02\x00\x01"
+    bad_flags[4:8] = b"\x00\x04\x00\x01"
     s.send(True, bytes(bad_flags))                                        # 22 bad-flags/reserved
     oversized = bytearray(ka)
     oversized[8:12] = (rbs.MAX_PAYLOAD + 1).to_bytes(4, "big")
@@ -261,11 +261,23 @@ def _rbs_capture() -> _Capture:
     s.send(True, bytes(bad_values))                                       # 26 bad values
     s.send(True, _rec(rbs.Error(rbs.ErrorCode.MALFORMED, 0, "x"), 4)[:16]
            + b"\x00\x09\x00\x00\x00\x01x")                                 # 27 bad-error-code
+
+    # Stream 3: a holdings batch (what DeviceB holds for a restarted DeviceA), then HOLDINGS
+    # on a record that is not a batch record.
+    s = _TcpStream(cap, 50002)                                            # frames 28-30
+    h = int(rbs.Flags.HOLDINGS)
+    s.send(False, b"".join([                                              # 31: 3 records
+        _rec(rbs.BatchStart(10, 1), 3, h),
+        rbs.encode_entry(4, 10, rbs.Op.ADD, rbs.IgmpKey("Eth-Trunk1", IPv4Address(
+            "225.1.1.1")), exclude, flags=h),
+        _rec(rbs.BatchEnd(10, 1), 5, h | rbs.Flags.ACK_REQUEST),
+    ]))
+    s.send(False, _rec(rbs.Keepalive(), 6, h))                            # 32 HOLDINGS on KA
     return cap
 
 
-RBS_GOOD = (4, 5, 6, 7, 8, 9, 11, 12, 13, 14)
-RBS_BAD = (15, 16, 20, 21, 22, 23, 24, 25, 26, 27)
+RBS_GOOD = (4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 31)
+RBS_BAD = (15, 16, 20, 21, 22, 23, 24, 25, 26, 27, 32)
 
 CAPTURES: dict[str, Callable[[], _Capture]] = {
     "etrunk.pcap": _etrunk_capture,
@@ -475,8 +487,9 @@ def test_rbs_records_and_reassembly() -> None:
     for n, reason in [(15, "bad-magic"), (16, "truncated"), (20, "bad-version"),
                       (21, "bad-type"), (22, "bad-flags"), (23, "oversized"),
                       (24, "truncated"), (25, "trailing-bytes"), (26, "bad-group"),
-                      (27, "bad-error-code")]:
+                      (27, "bad-error-code"), (32, "bad-flags")]:
         assert f"[MALFORMED: {reason}]" in rows[n]["INFO"], rows[n]
+    assert rows[31]["rbs.flags"] == "0x0002,0x0002,0x0003"  # HOLDINGS; ACK_REQUEST on the end
     assert rows[16]["rbs.type"] == "7,4"  # the KEEPALIVE before the cut is fine
 
 

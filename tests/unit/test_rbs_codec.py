@@ -140,7 +140,7 @@ def test_garbage_is_refused_from_the_first_wrong_octets() -> None:
 
 
 def test_header_fields() -> None:
-    bad(header(7, 0, flags=2), "bad-flags")
+    bad(header(7, 0, flags=4), "bad-flags")
     bad(header(7, 0, reserved=1), "bad-reserved")
     bad(header(4, MAX_PAYLOAD + 1), "oversized")  # refused before the payload arrives
     bad(header(4, 0xFFFFFFFF), "oversized")

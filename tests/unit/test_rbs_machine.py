@@ -20,6 +20,7 @@ from daemon.rbs.codec import (
     Error,
     ErrorCode,
     FilterMode,
+    Flags,
     IgmpKey,
     IgmpValue,
     Keepalive,
@@ -37,6 +38,7 @@ from daemon.rbs.machine import (
     Close,
     Connect,
     ConnState,
+    HoldingsReceived,
     IllegalTransition,
     MirrorChanged,
     Mismatch,
@@ -295,7 +297,7 @@ def test_batch_on_established(seed: int) -> None:
     net.now = 10.0
     net.start()
     assert net.m[B].mirror(P1) == {key(n): value(n, uptime=15) for n in range(3)}  # aged 10 s
-    assert mirror_changes(net) == [(Op.ADD, key(n), "peer") for n in range(3)]
+    assert mirror_changes(net) == [(Op.ADD, key(n), "batch") for n in range(3)]
     types = [type(r.message) for r in net.records(A)]
     assert types == [Open, OpenAck, BatchStart, Entry, Entry, Entry, BatchEnd]
     a, b = net.m[A].snapshot(), net.m[B].snapshot()
@@ -372,7 +374,7 @@ def test_reconnect_sends_a_new_batch_that_removes_stale(seed: int) -> None:
     }
     changes = mirror_changes(net)[3:]
     assert sorted(changes, key=str) == sorted(
-        [(Op.UPDATE, key(1), "peer"), (Op.ADD, key(7), "peer"), (Op.DELETE, key(0), "batch")],
+        [(Op.UPDATE, key(1), "batch"), (Op.ADD, key(7), "batch"), (Op.DELETE, key(0), "batch")],
         key=str,
     )
     assert all(k != key(8) for _, k, _ in mirror_changes(net))
@@ -487,6 +489,55 @@ def test_peer_appeared_cuts_the_backoff_short() -> None:
     net.pump()
     assert a.state is ConnState.ESTABLISHED  # at once, not within the next 5 s
     assert net.m[B].peer_appeared(net.now) == []  # the listening side has nothing to do
+
+
+def test_a_restarted_server_gets_its_groups_back_as_holdings() -> None:
+    # B served three groups (A mirrored them), then B restarted empty. On the new
+    # connection A, which does not serve, sends its copy back: B holds them before it
+    # serves, and B's batch when it does serve carries them again.
+    net = Net(make(A), make(B))
+    for n in range(3):
+        net.handle(B, net.m[B].local_change(P1, Op.ADD, key(n), value(n), 0.0))
+    net.handle(B, net.m[B].set_role(P1, True, 0.0))
+    net.start()
+    assert set(net.m[A].mirror(P1)) == {key(0), key(1), key(2)}
+    net.reset()
+    net.m[B] = make(B)  # restarted: nothing local, nothing mirrored
+    net.handle(B, net.m[B].start(net.now))
+    net.run_for(1.0)
+    b = net.m[B]
+    assert b.state is ConnState.ESTABLISHED
+    assert b.mirror(P1) == net.m[A].mirror(P1)
+    (got,) = net.events(B, HoldingsReceived)
+    assert set(got.entries) == {key(0), key(1), key(2)}
+    assert [c for _, _, c in mirror_changes(net, B)] == ["holdings"] * 3
+    records = [r for r in net.records(A) if r.flags & Flags.HOLDINGS]
+    assert [type(r.message) for r in records] == [BatchStart, Entry, Entry, Entry, BatchEnd]
+    for k, v in b.mirror(P1).items():  # B serves them (the device adopts), A mirrors them
+        net.handle(B, b.local_change(P1, Op.ADD, k, v, net.now))
+    net.role(B, True)
+    net.run_for(1.0)
+    assert set(net.m[A].mirror(P1)) == {key(0), key(1), key(2)}
+    assert not net.events(A, HoldingsReceived)  # a sender's side sent none back
+
+
+def test_holdings_reach_a_server_as_an_output_only() -> None:
+    net = established_pair(entries=1)  # A serves key(0)
+    net.reset()  # B mirrors key(0); A restarts and is sender at once, serving nothing yet
+    net.m[A] = make(A)
+    net.handle(A, net.m[A].set_role(P1, True, net.now))
+    net.handle(A, net.m[A].start(net.now))
+    net.pump()
+    net.run_for(1.0)
+    (got,) = net.events(A, HoldingsReceived)
+    assert set(got.entries) == {key(0)} and net.m[A].mirror(P1) == {}
+
+
+def test_holdings_flag_on_a_keepalive_closes_the_connection() -> None:
+    net = established_pair()
+    bad = encode_message(Keepalive(), net.m[B]._tx_seq, int(Flags.HOLDINGS))
+    outs = net.m[A].data_received(bad, net.now)
+    assert any(isinstance(o, Close) and o.reason == "bad-flags" for o in outs)
 
 
 def test_two_profiles_one_mismatched() -> None:
