@@ -14,7 +14,9 @@ aggregate wait of DeviceC's port toward the path that takes over (802.1AX: 2 s f
 that partner appeared), the partner timeout when the failure was a silent one (nothing tells
 DeviceC but its 3 s short timeout: there is no faster standard signal), and the query
 response time when both routers had lost the groups (the hosts must be asked again), plus
-100 ms for everything else (detection, the E-Trunk, PIM, table reloads).
+100 ms for everything else (detection, the E-Trunk, PIM, table reloads); and after a burst
+of events, LACP's transmit limit (at most 3 LACPDUs a second), which can hold back the one
+that completes a switch for up to a second.
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ AGGREGATE_WAIT = 2.0  # 802.1AX aggregate_wait_time
 PARTNER_TIMEOUT = 3.0  # DeviceC's short timeout (`lacp timeout fast`): a silent partner
 STATE_SYNC = 1.0  # a started router has the peer's batch within this (RBS connect + batch)
 RELEARN = 13.0  # the groups lost on both routers: trunk up (2 s), max response (10 s), 1 s
+ETRUNK_FAIL_TIME = 20.0  # hello 1 s x hold-on-failure multiplier 20 (VRP defaults): a router
+# that starts without hearing its peer stays in E-Trunk Init that long before it may serve
 SLACK = 0.1  # detection, E-Trunk, PIM, data plane reloads
+TX_LIMIT_WINDOW = 1.0  # 802.1AX Fast_Periodic_Time: 3 LACPDUs at most in any such window
+SILENCE_MATCH = 0.1  # a gap that begins this close to a silence began with it
 MIN_SPACING, MAX_SPACING = 0.05, 5.0
 
 # restoring kinds are drawn more often, so the lab keeps coming back toward health
@@ -132,6 +138,7 @@ class _Snapshot:
     state: LabState
     holders: frozenset[str]  # routers that hold the group state
     relearning: dict[str, float]  # running routers without it, relearning since
+    init: frozenset[str] = frozenset()  # routers in E-Trunk Init: started, peer not heard
 
 
 @dataclass
@@ -152,7 +159,9 @@ class Timeline:
     snaps: list[_Snapshot] = field(default_factory=list)
     appeared: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in ROUTERS})
     silences: list[float] = field(default_factory=list)
+    event_times: list[float] = field(default_factory=list)
     _syncing: dict[str, float] = field(default_factory=dict)  # router -> state due at
+    _init_until: dict[str, float] = field(default_factory=dict)  # router -> leaves Init at
 
     def __post_init__(self) -> None:
         self.snaps.append(_Snapshot(self.start, LabState(), frozenset(ROUTERS), {}))
@@ -173,13 +182,17 @@ class Timeline:
     def add(self, at: float, kind: str, target: str) -> None:
         """One executed event at monotonic time `at` (events come in time order)."""
         self._advance(at)
+        self.event_times.append(at)
         last = self.snaps[-1]
         state = last.state.apply(kind, target)
         holders, relearning = set(last.holders), dict(last.relearning)
+        init = set(last.init)
         if kind in ("kill", "stop"):
             holders.discard(target)
             relearning.pop(target, None)
             self._syncing.pop(target, None)
+            init.discard(target)
+            self._init_until.pop(target, None)
             if not holders:  # nobody left to sync from: those waiting must relearn
                 for r in list(self._syncing):
                     relearning[r] = at
@@ -189,6 +202,9 @@ class Timeline:
                 self._syncing[target] = at + STATE_SYNC
             else:
                 relearning[target] = at
+            if not self._connected(state):  # nobody to elect with: Init for the fail time
+                init.add(target)
+                self._init_until[target] = at + ETRUNK_FAIL_TIME
             self.appeared[target].append(at)
         elif kind == "restore" and target in ("AC", "BC"):
             self.appeared[target[0]].append(at)
@@ -196,38 +212,50 @@ class Timeline:
             self.appeared[target].append(at)
         elif kind == "silence":
             self.silences.append(at)
-        self.snaps.append(_Snapshot(at, state, frozenset(holders), relearning))
+        if self._connected(state):  # the peers hear each other: Init ends in an election
+            init.clear()
+            self._init_until.clear()
+        self.snaps.append(_Snapshot(at, state, frozenset(holders), relearning, frozenset(init)))
 
     def _advance(self, upto: float) -> None:
-        """State arriving by `upto`: syncs that completed, relearning that has run its time."""
+        """What happens by `upto` without an event: syncs that completed, relearning that
+        has run its time, Init that ran out."""
         while True:
             last = self.snaps[-1]
-            due = [(t, r) for r, t in self._syncing.items() if t <= upto]
+            due = [(t, r, "sync") for r, t in self._syncing.items() if t <= upto]
+            due += [(t, r, "init") for r, t in self._init_until.items() if t <= upto]
             for r, since in last.relearning.items():
                 usable = self._since(r, upto, self._usable)
                 if usable is not None and max(usable, since) + RELEARN <= upto:
-                    due.append((max(usable, since) + RELEARN, r))
-            due = [(max(t, last.at), r) for t, r in due]
+                    due.append((max(usable, since) + RELEARN, r, "relearn"))
+            due = [(max(t, last.at), r, what) for t, r, what in due]
             if not due:
                 return
-            t, r = min(due)
+            t, r, what = min(due)
             holders, relearning = set(last.holders), dict(last.relearning)
-            if self._syncing.pop(r, None) is not None and not (
-                    holders and self._connected(last.state)):
+            init = set(last.init)
+            if what == "init":
+                del self._init_until[r]
+                init.discard(r)
+            elif what == "sync" and not (holders and self._connected(last.state)):
+                del self._syncing[r]
                 relearning[r] = t  # the peer went away (or out of reach) before the batch
             else:
+                self._syncing.pop(r, None)
                 relearning.pop(r, None)
                 holders.add(r)
-            self.snaps.append(_Snapshot(t, last.state, frozenset(holders), relearning))
+            self.snaps.append(_Snapshot(t, last.state, frozenset(holders), relearning,
+                                        frozenset(init)))
 
     # ---- paths ------------------------------------------------------------------------
 
     @staticmethod
     def _usable(s: _Snapshot, r: str) -> bool:
-        """Router r can carry traffic to DeviceC: running, heard, its C link up, upstream."""
+        """Router r can carry traffic to DeviceC: running, heard, out of E-Trunk Init, its C
+        link up, an upstream."""
         st = s.state
         other = "B" if r == "A" else "A"
-        if r in st.stopped or r in st.silenced or f"{r}C" in st.down:
+        if r in st.stopped or r in st.silenced or f"{r}C" in st.down or r in s.init:
             return False
         upstream_via_other = ("AB" not in st.down and other not in st.stopped
                               and other not in st.silenced and f"{other}D" not in st.down)
@@ -254,25 +282,51 @@ class Timeline:
         self._advance(t)
         return self._since(r, t, self._ready)
 
+    def _holders_at(self, t: float) -> frozenset[str]:
+        snaps = [s for s in self.snaps if s.at <= t]
+        return snaps[-1].holders if snaps else frozenset()
+
+    def _churn(self, t: float) -> bool:
+        """Three or more events within a second of t: the LACPDUs they caused may have used
+        up the budget of the one that completes the switch."""
+        return sum(1 for at in self.event_times if abs(at - t) <= TX_LIMIT_WINDOW) >= 3
+
     def allowed_end(self, g0: float, g1: float) -> tuple[float, str]:
-        """The latest a gap that began at g0 (last arrival) may end, and why."""
-        best, why = math.inf, "no path was ready when the gap ended"
+        """The latest a gap that began at g0 (last arrival) and ended at g1 may end, and why.
+
+        A router counts from when its path was ready: usable (see _usable) with the groups
+        on board. To that come the partner timeout if the gap began with a silent failure,
+        what is left of the aggregate wait of DeviceC's port toward it, LACP's transmit
+        limit after a burst of events (802.1AX 6.4.16: at most 3 LACPDUs a second, so one
+        that completes the switch may wait up to a second), and SLACK. Normally the gap must
+        end by the earliest of the two routers' times: the other path was there to use.
+        After both routers lost the groups (no holder when the gap began) the gap may last
+        until the router that serves has them back; which one the E-Trunk picks depends on
+        who held the role, so every router that could carry the traffic must be ready."""
+        self._advance(g1)
         detect = g0
-        if any(abs(ts - g0) <= 0.1 for ts in self.silences):
+        if any(abs(ts - g0) <= SILENCE_MATCH for ts in self.silences):
             detect = g0 + PARTNER_TIMEOUT
+        ends: list[tuple[float, str]] = []
+        lost = not self._holders_at(g0)
         for r in ROUTERS:
             since = self.ready_since(r, g1)
             if since is None:
+                if lost and self._since(r, g1, self._usable) is not None:
+                    return math.inf, f"the groups were lost; Device{r} has not relearned them"
                 continue
             begin = max(since, g0, detect)
             appeared = max(t for t in self.appeared[r] if t <= begin)
             wait = max(0.0, appeared + AGGREGATE_WAIT - begin)
-            end = begin + wait + SLACK
-            if end < best:
-                parts = [f"path via Device{r} ready from {since - self.start:.3f} s"]
-                if detect > g0:
-                    parts.append(f"silent failure: partner timeout {PARTNER_TIMEOUT:g} s")
-                if wait:
-                    parts.append(f"remaining aggregate wait {wait:.3f} s")
-                best, why = end, ", ".join(parts)
-        return best, why
+            churn = TX_LIMIT_WINDOW if self._churn(begin) else 0.0
+            parts = [f"path via Device{r} ready from {since - self.start:.3f} s"]
+            if detect > g0:
+                parts.append(f"silent failure: partner timeout {PARTNER_TIMEOUT:g} s")
+            if wait:
+                parts.append(f"remaining aggregate wait {wait:.3f} s")
+            if churn:
+                parts.append("LACP transmit limit after a burst of events")
+            ends.append((begin + wait + churn + SLACK, ", ".join(parts)))
+        if not ends:
+            return math.inf, "no path was ready when the gap ended"
+        return max(ends) if lost else min(ends)

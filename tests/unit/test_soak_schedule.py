@@ -9,6 +9,7 @@ import pytest
 
 from lab.schedule import (
     AGGREGATE_WAIT,
+    ETRUNK_FAIL_TIME,
     MAX_SPACING,
     MIN_SPACING,
     PARTNER_TIMEOUT,
@@ -62,7 +63,7 @@ def test_a_pull_with_the_other_port_standing_by_allows_the_slack() -> None:
 
 
 def test_the_remaining_aggregate_wait_is_allowed() -> None:
-    tl = timeline((9.5, "pull", "BC"), (9.6, "restore", "BC"), (10.0, "pull", "AC"))
+    tl = timeline((5.0, "pull", "BC"), (9.6, "restore", "BC"), (10.0, "pull", "AC"))
     end, why = tl.allowed_end(10.0, 11.0)
     assert end == pytest.approx(9.6 + AGGREGATE_WAIT + SLACK)
     assert "remaining aggregate wait 1.600" in why
@@ -93,6 +94,14 @@ def test_a_started_router_gets_the_groups_from_its_peer_or_relearns_them() -> No
     tl = timeline((10.0, "kill", "A"), (20.0, "start", "A"))
     assert tl.ready_since("A", 20.5) is None  # the batch is on its way
     assert tl.ready_since("A", 22.0) is not None
+    # both gone: A starts alone, waits out E-Trunk Init, then relearns from the hosts
     both = timeline((10.0, "kill", "A"), (11.0, "kill", "B"), (20.0, "start", "A"))
-    assert both.ready_since("A", 20.0 + RELEARN - 0.1) is None  # nobody to sync from
-    assert both.ready_since("A", 20.0 + RELEARN + 0.1) is not None
+    ready = 20.0 + ETRUNK_FAIL_TIME + RELEARN
+    assert both.ready_since("A", ready - 0.1) is None
+    assert both.ready_since("A", ready + 0.1) is not None
+
+
+def test_a_burst_of_events_allows_lacps_transmit_limit() -> None:
+    tl = timeline((9.3, "restore", "AC"), (9.9, "restore", "BD"), (10.0, "pull", "BC"))
+    end, why = tl.allowed_end(10.0, 10.5)
+    assert "transmit limit" in why
