@@ -37,6 +37,7 @@ ETRUNK_FAIL_TIME = 20.0  # hello 1 s x hold-on-failure multiplier 20 (VRP defaul
 SLACK = 0.1  # detection, E-Trunk, PIM, data plane reloads
 TX_LIMIT_WINDOW = 1.0  # 802.1AX Fast_Periodic_Time: 3 LACPDUs at most in any such window
 SILENCE_MATCH = 0.1  # a gap that begins this close to a silence began with it
+FAST_PERIODIC = 1.0  # LACPDUs every second toward DeviceC, which asks for the short timeout
 MIN_SPACING, MAX_SPACING = 0.05, 5.0
 
 # restoring kinds are drawn more often, so the lab keeps coming back toward health
@@ -208,8 +209,8 @@ class Timeline:
             self.appeared[target].append(at)
         elif kind == "restore" and target in ("AC", "BC"):
             self.appeared[target[0]].append(at)
-        elif kind == "heal":
-            self.appeared[target].append(at)
+        elif kind == "heal":  # no carrier change: DeviceC hears of it with the next LACPDU
+            self.appeared[target].append(at + FAST_PERIODIC)
         elif kind == "silence":
             self.silences.append(at)
         if self._connected(state):  # the peers hear each other: Init ends in an election
@@ -316,7 +317,7 @@ class Timeline:
                     return math.inf, f"the groups were lost; Device{r} has not relearned them"
                 continue
             begin = max(since, g0, detect)
-            appeared = max(t for t in self.appeared[r] if t <= begin)
+            appeared = max(t for t in self.appeared[r] if t <= max(begin, g1))
             wait = max(0.0, appeared + AGGREGATE_WAIT - begin)
             churn = TX_LIMIT_WINDOW if self._churn(begin) else 0.0
             parts = [f"path via Device{r} ready from {since - self.start:.3f} s"]
