@@ -81,6 +81,19 @@ def write_pcapng(path: Path, captures: list[tuple[Endpoint, int, list[tuple[int,
     return len(packets)
 
 
+def interrupt(procs: list[subprocess.Popen]) -> None:
+    """SIGINT (tcpdump writes what it has and exits), then kill what is still there."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 class MultiCapture:
     """tcpdump on several endpoints at once; `stop()` merges them into one pcapng."""
 
@@ -108,15 +121,7 @@ class MultiCapture:
                     raise RuntimeError(f"tcpdump exited: {p.returncode}")
 
     def stop(self) -> int:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        interrupt(self.procs)
         captures = []
         for i, ep in enumerate(self.endpoints):
             linktype, pkts = read_pcap(self.tmp / f"{i}.pcap")

@@ -223,28 +223,18 @@ SILENCE_TABLE = "ihb_silence"
 def silence(lab: Lab, node: str, ports: tuple[str, ...], on: bool) -> None:
     """Drop everything in and out of `ports` (netdev ingress and egress hooks: IP, ARP and
     the daemon's own LACPDUs alike) while carrier stays up: a silent failure."""
-    if on:
-        chains = "".join(
-            f"  chain in_{i} {{ type filter hook ingress device \"{p}\" priority 0; "
-            f"policy drop; }}\n"
-            f"  chain out_{i} {{ type filter hook egress device \"{p}\" priority 0; "
-            f"policy drop; }}\n" for i, p in enumerate(ports))
-        script = f"table netdev {SILENCE_TABLE} {{\n{chains}}}\n"
-    else:
-        script = f"delete table netdev {SILENCE_TABLE}\n"
-    subprocess.run(netns.exec_argv(lab.ns(node), ["nft", "-f", "-"]), input=script, text=True,
-                   check=True, capture_output=True)
+    drop_matching(lab, node, ports, SILENCE_TABLE, [""] if on else None)
 
 
 def drop_matching(lab: Lab, node: str, ports: tuple[str, ...], table: str,
                   rules: list[str] | None) -> None:
-    """Drop only what `rules` match (nft statements without the verdict, such as
-    "tcp dport 1025") in and out of `ports`, in table `table`; `None` removes the table.
-    A partial silence: one protocol cut off while the others pass."""
+    """Drop what `rules` match (nft statements without the verdict, such as
+    "tcp dport 1025"; "" matches everything) in and out of `ports`, in table `table`;
+    `None` removes the table. A partial silence: one protocol cut off, the others pass."""
     if rules is None:
         script = f"delete table netdev {table}\n"
     else:
-        body = "".join(f"    {r} drop;\n" for r in rules)
+        body = "".join(f"    {r + ' ' if r else ''}drop;\n" for r in rules)
         chains = "".join(
             f"  chain in_{i} {{\n    type filter hook ingress device \"{p}\" priority 0;\n"
             f"{body}  }}\n"

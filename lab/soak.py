@@ -39,7 +39,7 @@ from daemon.cli.protocol import ControlError
 from daemon.log import parse_line
 from lab import netns
 from lab import scenarios as sc
-from lab.capture import Endpoint, read_pcap, write_pcapng
+from lab.capture import Endpoint, interrupt, read_pcap, write_pcapng
 from lab.schedule import Event, LabState, Timeline, final_state, generate
 from lab.supervisor import Lab
 from lab.topology import DEFAULT_TOPOLOGY, load_topology
@@ -53,7 +53,6 @@ FAR_END = {"AC": ("DeviceC", "ge0-1-2"), "BC": ("DeviceC", "ge0-1-3"),
            "AD": ("DeviceD", "ge0-1-3"), "BD": ("DeviceD", "ge0-1-2")}
 AB_ENDS = {"A": ("DeviceA", "ge0-1-1"), "B": ("DeviceB", "ge0-1-1")}
 DEVICE = {"A": "DeviceA", "B": "DeviceB"}
-ROUTER_MEMBER = {"GigabitEthernet0/1/2": "DeviceA", "GigabitEthernet0/1/3": "DeviceB"}
 CAPTURE = [Endpoint("DeviceC", "GigabitEthernet0/1/2", "ge0-1-2"),
            Endpoint("DeviceC", "GigabitEthernet0/1/3", "ge0-1-3"),
            Endpoint("DeviceA", "GigabitEthernet0/1/1", "ge0-1-1"),
@@ -246,15 +245,7 @@ class Ring:
         return write_pcapng(out, captures)
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        interrupt(self.procs)
 
 
 # ---- the run ------------------------------------------------------------------------------

@@ -95,6 +95,26 @@ class Recorder:
         return out
 
 
+class Stop:
+    """SIGTERM or SIGINT ask the loop to end (and report) instead of killing the process."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._request)
+        signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, *_: object) -> None:
+        self.requested = True
+
+
+def join(sock: socket.socket, groups: list[str], ifname: str | None) -> None:
+    """Hold a membership of every group on `ifname` (the kernel sends the reports)."""
+    index = socket.if_nametoindex(ifname) if ifname else 0
+    for g in groups:
+        mreqn = struct.pack("4s4si", IPv4Address(g).packed, b"\0" * 4, index)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+
+
 def receive(port: int, groups: list[str], ifname: str | None, duration: float,
             stop_after_idle: float | None = None) -> Recorder:
     """Join `groups` on `ifname` and record until `duration` ends (or SIGTERM/SIGINT)."""
@@ -103,23 +123,13 @@ def receive(port: int, groups: list[str], ifname: str | None, duration: float,
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
     sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     sock.bind(("0.0.0.0", port))
-    index = socket.if_nametoindex(ifname) if ifname else 0
-    for g in groups:
-        mreqn = struct.pack("4s4si", IPv4Address(g).packed, b"\0" * 4, index)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    join(sock, groups, ifname)
     rec = Recorder()
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop = Stop()
     print(json.dumps({"event": "ready", "port": port, "groups": groups}), flush=True)
     end = time.monotonic() + duration
     last = time.monotonic()
-    while not stopping:
+    while not stop.requested:
         now = time.monotonic()
         if now >= end or (stop_after_idle and rec.arrivals and now - last > stop_after_idle):
             break
@@ -177,29 +187,19 @@ def watch(port: int, groups: list[str], ifname: str, gap_ms: float, duration: fl
     socket holds the memberships (the host's reports are real). For long soaks."""
     member = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     member.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # never read: frames come
-    index = socket.if_nametoindex(ifname)                        # from the packet socket
-    for g in groups:
-        mreqn = struct.pack("4s4si", IPv4Address(g).packed, b"\0" * 4, index)
-        member.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+    join(member, groups, ifname)                                  # from the packet socket
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
     raw.bind((ifname, ETH_P_IP))
     flows = {g: _Flow() for g in groups}
     wanted = {IPv4Address(g).packed: g for g in groups}
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop = Stop()
     emit(json.dumps({"ev": "ready", "groups": groups, "t": time.monotonic_ns()}))
     gap_ns = int(gap_ms * 1e6)
     end = time.monotonic() + duration
     next_tick = time.monotonic_ns() + 1_000_000_000
     counts = dict.fromkeys(groups, 0)
-    while not stopping and time.monotonic() < end:
+    while not stop.requested and time.monotonic() < end:
         ready, _, _ = select.select([raw], [], [], 0.05)
         while ready:
             try:
@@ -264,21 +264,14 @@ def send(dsts: list[str], port: int, rate: float, duration: float, size: int,
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
         s.connect((d, port))
         socks.append(s)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop = Stop()
     pad = b"\0" * max(0, size - HEADER.size)
     interval = 1.0 / rate
     start = time.monotonic()
     total = int(duration * rate)
     seq = 0
     errors: dict[str, int] = {}
-    while seq < total and not stopping:
+    while seq < total and not stop.requested:
         due = start + seq * interval
         now = time.monotonic()
         if due > now:

@@ -127,18 +127,8 @@ def arrivals(traffic: sc.Traffic) -> dict[str, list[list[int]]]:
 def gap_ms(traffic: sc.Traffic, t0_ns: int, t1_ns: int | None = None) -> float:
     """Longest gap (ms) between new-packet arrivals of any group that ends after t0 and
     starts before t1: the outage around an event in [t0, t1)."""
-    worst = 0.0
-    for rows in arrivals(traffic).values():
-        seen: set[int] = set()
-        prev = None
-        for seq, t in rows:
-            if seq in seen:
-                continue
-            seen.add(seq)
-            if prev is not None and t > t0_ns and (t1_ns is None or prev < t1_ns):
-                worst = max(worst, (t - prev) / 1e6)
-            prev = t
-    return worst
+    return max(((end - start) / 1e6 for start, end in gaps(traffic, 0.0)
+                if end > t0_ns and (t1_ns is None or start < t1_ns)), default=0.0)
 
 
 def assert_delivered(report: dict, traffic: sc.Traffic, lossless: bool = False) -> None:
