@@ -274,6 +274,10 @@ SCENARIOS: dict[str, Scenario] = {
     "a-dies": Scenario("a-dies", "DeviceA dies (SIGKILL + all links down), comes back",
                        kill_a_and_links, revive_a, True, measure_recovery=True,
                        run_seconds=9.0),
+    "a-crashes": Scenario("a-crashes", "DeviceA's daemon is killed (kill -9), links left up: "
+                          "fail-stop takes them down", lambda lab: lab.stop_daemon(
+                              "DeviceA", kill=True),
+                          lambda lab: lab.start_daemon("DeviceA"), True),
     "a-stops": Scenario("a-stops", "DeviceA's daemon stops cleanly (goodbye)",
                         lambda lab: lab.stop_daemon("DeviceA"),
                         lambda lab: lab.start_daemon("DeviceA"), True),

@@ -283,6 +283,19 @@ class Timeline:
         self._advance(t)
         return self._since(r, t, self._ready)
 
+    def unready(self, g0: float, g1: float) -> float:
+        """How much of [g0, g1] no router was ready: the part of a gap no protocol could
+        have avoided (the rest is what the switch itself cost)."""
+        self._advance(g1)
+        total = 0.0
+        snaps = self.snaps
+        for i, snap in enumerate(snaps):
+            lo = max(snap.at, g0)
+            hi = min(snaps[i + 1].at if i + 1 < len(snaps) else g1, g1)
+            if hi > lo and not any(self._ready(snap, r) for r in ROUTERS):
+                total += hi - lo
+        return total
+
     def _holders_at(self, t: float) -> frozenset[str]:
         snaps = [s for s in self.snaps if s.at <= t]
         return snaps[-1].holders if snaps else frozenset()

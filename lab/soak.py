@@ -335,7 +335,8 @@ class Soak:
                 g0, g1 = ev["from"] / 1e9, ev["to"] / 1e9
                 allowed, why = self.timeline.allowed_end(g0, g1)
                 row = {"host": host, "group": ev["g"], "from": g0, "to": g1, "ms": ev["ms"],
-                       "allowed_ms": round((allowed - g0) * 1e3, 1), "why": why}
+                       "allowed_ms": round((allowed - g0) * 1e3, 1), "why": why,
+                       "unavoidable_ms": round(self.timeline.unready(g0, g1) * 1e3, 1)}
                 self.gaps.append(row)
                 if g1 > allowed:
                     self.violate(g1, "outage", (
@@ -517,20 +518,25 @@ def summarize(soak: Soak, problems: list[str]) -> dict:
 
     ex = soak.executed
     outages: dict[str, list[float]] = {}
+    costs: dict[str, list[float]] = {}
     per_event = []
     for i, e in enumerate(ex):
         lo = e["t"] - 0.01
         hi = ex[i + 1]["t"] if i + 1 < len(ex) else float("inf")
-        worst = max((g["ms"] for g in soak.gaps if lo <= g["from"] < hi), default=0.0)
-        kind = e["event"].split()[0] + " " + e["event"].split()[1]
-        outages.setdefault(kind, []).append(worst)
+        mine = [g for g in soak.gaps if lo <= g["from"] < hi]
+        worst = max((g["ms"] for g in mine), default=0.0)
+        cost = max((g["ms"] - g["unavoidable_ms"] for g in mine), default=0.0)
+        outages.setdefault(e["event"], []).append(worst)
+        costs.setdefault(e["event"], []).append(max(0.0, cost))
         per_event.append({"t": round(e["t"] - soak.start, 3), "event": e["event"],
-                          "outage_ms": worst, "took_s": e["took"]})
+                          "outage_ms": worst, "beyond_unavoidable_ms": round(cost, 1),
+                          "took_s": e["took"]})
     return {
         "start_monotonic": soak.start,
         "violations": [v.json(soak.start) for v in soak.violations],
         "end_state_problems": problems,
         "outage_by_event": {k: stats(v) for k, v in sorted(outages.items())},
+        "beyond_unavoidable_by_event": {k: stats(v) for k, v in sorted(costs.items())},
         "events_run": per_event,
         "gaps": [{**g, "from": round(g["from"] - soak.start, 3),
                   "to": round(g["to"] - soak.start, 3)} for g in soak.gaps],

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # from fresh reports takes up to the 10 s query response time, the hello fail time is
 # 20 s, and LACP's slow partner timeout (silent failure) 90 s.
 PLAN: list[tuple[str, str, float, float | None]] = [
-    ("hot", "pull-ac", 1.0, None), ("hot", "a-dies", 0.5, None),
+    ("hot", "pull-ac", 1.0, None), ("hot", "a-dies", 0.5, None), ("hot", "a-crashes", 1.0, None),
     ("hot", "a-stops", 1.0, None), ("hot", "pull-ab", 1.0, None),
     ("hot", "b-dies", 1.0, None), ("hot", "silent-a", -1, 100.0), ("hot", "flap", -1, 25.0),
     ("no-backup", "pull-ac", 0.5, 26.0), ("no-backup", "a-stops", 0.3, 14.0),

@@ -105,3 +105,9 @@ def test_a_burst_of_events_allows_lacps_transmit_limit() -> None:
     tl = timeline((9.3, "restore", "AC"), (9.9, "restore", "BD"), (10.0, "pull", "BC"))
     end, why = tl.allowed_end(10.0, 10.5)
     assert end == pytest.approx(9.3 + AGGREGATE_WAIT + 1.0 + SLACK) and "transmit limit" in why
+
+
+def test_the_unavoidable_part_of_a_gap() -> None:
+    tl = timeline((10.0, "pull", "AC"), (10.5, "pull", "BC"), (12.5, "restore", "BC"))
+    assert tl.unready(10.0, 15.0) == pytest.approx(2.0)  # no router ready 10.5 - 12.5
+    assert tl.unready(10.0, 10.4) == 0.0
