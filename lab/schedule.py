@@ -15,8 +15,8 @@ that partner appeared), the partner timeout when the failure was a silent one (n
 DeviceC but its 3 s short timeout: there is no faster standard signal), and the query
 response time when both routers had lost the groups (the hosts must be asked again), plus
 100 ms for everything else (detection, the E-Trunk, PIM, table reloads); and after a burst
-of events, LACP's transmit limit (at most 3 LACPDUs a second), which can hold back the one
-that completes a switch for up to a second.
+of events, or right after a revert, LACP's transmit limit (at most 3 LACPDUs a second), which
+can hold back the one that completes a switch for up to a second.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ SLACK = 0.1  # detection, E-Trunk, PIM, data plane reloads
 TX_LIMIT_WINDOW = 1.0  # 802.1AX Fast_Periodic_Time: 3 LACPDUs at most in any such window
 SILENCE_MATCH = 0.1  # a gap that begins this close to a silence began with it
 FAST_PERIODIC = 1.0  # LACPDUs every second toward DeviceC, which asks for the short timeout
+REVERT_SPREAD = 2.0  # a revert comes the revert delay after DeviceA's member is back, plus up
+# to a hello period (DeviceB hears of it) and STATE_SYNC (it waits until DeviceA holds its groups)
 MIN_SPACING, MAX_SPACING = 0.05, 5.0
 
 # restoring kinds are drawn more often, so the lab keeps coming back toward health
@@ -157,10 +159,12 @@ class Timeline:
     has the groups by then too, from the peer's batch)."""
 
     start: float
+    revert_delay: float = 3.0  # the soak's `timer revert delay`
     snaps: list[_Snapshot] = field(default_factory=list)
     appeared: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in ROUTERS})
     silences: list[float] = field(default_factory=list)
     event_times: list[float] = field(default_factory=list)
+    reverts: list[float] = field(default_factory=list)  # earliest time of a possible revert
     _syncing: dict[str, float] = field(default_factory=dict)  # router -> state due at
     _init_until: dict[str, float] = field(default_factory=dict)  # router -> leaves Init at
 
@@ -211,6 +215,11 @@ class Timeline:
             self.appeared[target[0]].append(at)
         elif kind == "heal":  # no carrier change: DeviceC hears of it with the next LACPDU
             self.appeared[target].append(at + FAST_PERIODIC)
+        # DeviceA's member back (its link, or it and DeviceB in touch again): if DeviceB held
+        # the role meanwhile, it hands it back the revert delay later
+        rejoined = not self._connected(last.state) and self._connected(state)
+        if (kind, target) == ("restore", "AC") or (rejoined and (kind, target) != ("start", "B")):
+            self.reverts.append(at + self.revert_delay)
         elif kind == "silence":
             self.silences.append(at)
         if self._connected(state):  # the peers hear each other: Init ends in an election
@@ -301,8 +310,12 @@ class Timeline:
         return snaps[-1].holders if snaps else frozenset()
 
     def _churn(self, t: float) -> bool:
-        """Three or more events within a second of t: the LACPDUs they caused may have used
-        up the budget of the one that completes the switch."""
+        """Three or more events within a second of t, or a revert less than a second before
+        t: the LACPDUs they caused may have used up the budget of the one that completes the
+        switch. (A revert alone costs DeviceC's port toward DeviceB up to three: it stops
+        distributing, stands by, and answers DeviceB's last word as holder.)"""
+        if any(lo <= t <= lo + REVERT_SPREAD + TX_LIMIT_WINDOW for lo in self.reverts):
+            return True
         return sum(1 for at in self.event_times if abs(at - t) <= TX_LIMIT_WINDOW) >= 3
 
     def allowed_end(self, g0: float, g1: float) -> tuple[float, str]:
@@ -339,7 +352,7 @@ class Timeline:
             if wait:
                 parts.append(f"remaining aggregate wait {wait:.3f} s")
             if churn:
-                parts.append("LACP transmit limit after a burst of events")
+                parts.append("LACP transmit limit after a burst of events or a revert")
             ends.append((begin + wait + churn + SLACK, ", ".join(parts)))
         if not ends:
             return math.inf, "no path was ready when the gap ended"

@@ -366,7 +366,7 @@ class Soak:
     def run_schedule(self) -> None:
         ex = self.executor = Executor(self.lab)
         self.start = time.monotonic()
-        self.timeline = Timeline(self.start)
+        self.timeline = Timeline(self.start, self.cfg.revert_delay)
         last_report = self.start
         for i, ev in enumerate(self.schedule, 1):
             due = self.start + ev.at

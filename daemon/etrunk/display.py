@@ -126,7 +126,6 @@ def _member_json(m: MemberSnapshot) -> dict[str, Any]:
             "forwarding": remote.forwarding,
         },
         "forwarding": m.forwarding,
-        "took_over": m.took_over,
         "waiting_for_peer": m.waiting_for_peer,
         # JSON has no infinity: a hold that never ends (revert disabled) is "forever".
         "revert_at": "forever" if m.revert_at == math.inf else m.revert_at,

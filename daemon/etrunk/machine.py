@@ -109,15 +109,13 @@ def member_role(
     state: ETrunkState,
     peer_known: bool,
     remote: Member | None,
-    took_over: bool = False,
     forwarding: bool = False,
     upstream: bool = True,
 ) -> tuple[MemberRole, MemberCause]:
     """The role one member should have now, from our side's view; pure, so both sides agree.
 
     `remote` is the peer's entry for the same Eth-Trunk ID in its last hello (its
-    `forwarding` says whether the peer's Eth-Trunk carries traffic). `took_over`: our member
-    became master while the peer's was master (it took the peer's traffic over); `forwarding`:
+    `forwarding` says whether the peer's Eth-Trunk carries traffic). `forwarding`:
     our Eth-Trunk carries traffic (LACP distributing); `upstream`: our device has a route
     toward the streams it would forward (the RP). In order:
 
@@ -133,15 +131,14 @@ def member_role(
     7. Both up, both auto: the E-Trunk master's member is the master, except that
        a. a member that is backup stays backup while the peer's is master (and up);
        b. a member that is master, on the E-Trunk backup, while the peer's is backup, holds
-          the role (REVERT_DELAY) if it took it over or forwards: it hands back when the
-          revert delay has run out (the caller times that, and never ends it with revert
-          disabled). Taking over is enough, whatever LACP has reached: the switch may still
-          be waiting out its aggregate wait, and a returning link must not pull the traffic
-          back into a second wait. A member that did neither (it took the role for a moment
-          at start-up, the peer's port came up a moment later) hands it back at once. The
-          hand-back is break before make: it yields (ETRUNK_BACKUP) and the peer, seeing
-          backup, takes over by the base rule, so both are backup for one one-way delay,
-          never both master;
+          the role (REVERT_DELAY): it hands back when the revert delay has run out (the
+          caller times that, and never ends it with revert disabled). Whatever LACP has
+          reached: the switch may still be waiting out its aggregate wait on our port, and a
+          returning link must not pull the traffic into a second wait on the peer's. This
+          holds however the member became master (the peer's member failed, went down before
+          we heard of it, or the peer was lost). The hand-back is break before make: it yields
+          (ETRUNK_BACKUP) and the peer, seeing backup, takes over by the base rule, so both are
+          backup for one one-way delay, never both master;
        c. if both are master (updates crossed in flight, a false BFD alarm, a healed
           partition), the member that carries the traffic keeps it: the E-Trunk backup's
           member keeps it (REVERT_DELAY) if its Eth-Trunk forwards, and the E-Trunk master's
@@ -191,9 +188,7 @@ def member_role(
         return MemberRole.BACKUP, yielded
     if winner:
         return MemberRole.MASTER, MemberCause.ETRUNK_MASTER
-    if took_over or forwarding:  # 7b
-        return MemberRole.MASTER, MemberCause.REVERT_DELAY
-    return MemberRole.BACKUP, MemberCause.ETRUNK_BACKUP
+    return MemberRole.MASTER, MemberCause.REVERT_DELAY  # 7b
 
 
 # ---- configuration ----------------------------------------------------------------------
@@ -314,7 +309,6 @@ class MemberSnapshot:
     remote: Member | None  # the peer's entry for this Eth-Trunk (Remote-ID), if any
     revert_at: float | None  # end of a running revert hold; math.inf with revert disabled
     forwarding: bool  # our Eth-Trunk carries traffic (advertised as FORWARDING)
-    took_over: bool  # became master while the peer's member was: may hold for the delay
     waiting_for_peer: bool  # the revert delay ran out; the peer does not hold our groups yet
 
 
@@ -384,8 +378,6 @@ class _Member:
     role: MemberRole = MemberRole.BACKUP
     cause: MemberCause = MemberCause.ETRUNK_INIT
     forwarding: bool = False  # the local Eth-Trunk carries traffic (LACP distributing)
-    peer_master: bool = False  # the peer's member, last seen up, was master
-    took_over: bool = False  # became master while the peer's was: ours carries its traffic
     holding: bool = False  # a revert hold is running (timer pending, or forever)
     revert_done: bool = False  # the revert delay ran out: yield at this evaluation
     handback_ready: bool = True  # the peer holds what we serve (the device's verdict)
@@ -560,7 +552,6 @@ class ETrunkMachine:
                     remote=self._peer_members.get(m.cfg.trunk_id),
                     revert_at=revert_at,
                     forwarding=m.forwarding and m.phy_up,
-                    took_over=m.took_over,
                     waiting_for_peer=m.holding and m.revert_done and not m.handback_ready,
                 )
             )
@@ -622,10 +613,6 @@ class ETrunkMachine:
             expires_at=expires,
         )
         self._peer_members = {m.trunk_id: m for m in msg.members}
-        for pm in msg.members:
-            mine = self._members.get(pm.trunk_id)
-            if mine is not None and pm.phy_up:  # a member going down was what it was
-                mine.peer_master = pm.role is MemberRole.MASTER
         self._timers.stop(TimerName.INIT)
         self._timers.start(TimerName.PEER, expires)
         self._set_state(self._elect(self._peer), Cause.PRI, now)
@@ -665,11 +652,7 @@ class ETrunkMachine:
     # ---- members and transmit -----------------------------------------------------------
 
     def _decide(self, m: _Member, now: float) -> bool:
-        """Apply member_role (and the revert hold) to one member; return whether it moved.
-
-        took_over is set when the member becomes master while the peer's member, last seen
-        up, was master (also when the peer was then lost), and cleared when it becomes
-        backup."""
+        """Apply member_role (and the revert hold) to one member; return whether it moved."""
         remote = self._peer_members.get(m.cfg.trunk_id)
         role, cause = member_role(
             mode=m.cfg.mode,
@@ -678,7 +661,6 @@ class ETrunkMachine:
             state=self._state,
             peer_known=self._peer is not None,
             remote=remote,
-            took_over=m.took_over,
             forwarding=m.forwarding and m.phy_up,
             upstream=self._upstream,
         )
@@ -696,10 +678,6 @@ class ETrunkMachine:
         if cause is not MemberCause.REVERT_DELAY:
             m.holding = m.revert_done = False
             self._timers.stop(TimerName.REVERT, tid)
-        if role is MemberRole.MASTER and m.role is MemberRole.BACKUP:
-            m.took_over = m.peer_master
-        elif role is MemberRole.BACKUP:
-            m.took_over = False
         changed = (role, cause) != (m.role, m.cause)
         m.role, m.cause = role, cause
         return changed

@@ -95,6 +95,42 @@ def test_a_returning_link_does_not_take_the_role_back_during_the_aggregate_wait(
     back_to_start(lab)
 
 
+def test_a_member_master_since_its_start_keeps_the_role_when_the_peer_link_returns(
+        make_lab, hold_groups, tmp_path: Path) -> None:
+    # Found by the soak: A-C pulled while DeviceB was stopped, DeviceB started (its member
+    # master from its first decision: DeviceA's was down), A-C back 1.3 s later. DeviceB
+    # had never seen DeviceA's member as master, so it handed the role back at once and
+    # DeviceC started a second aggregate wait on DeviceA's returning port. It must hold:
+    # DeviceC's wait on DeviceB's port started first.
+    lab = make_lab("tseqstart", sc.topology(tmp_path, "hot"))
+    start_state(lab, hold_groups)
+    lab.stop_daemon("DeviceB")
+    traffic = begin(lab, tmp_path, 9.0)
+    try:
+        t_pull = time.monotonic_ns()
+        sc.link(lab, "DeviceA", "ge0-1-2", False)
+        time.sleep(0.5)
+        lab.start_daemon("DeviceB")
+        wait_for(lambda: etrunk(lab, "DeviceB")["members"][0]["state"] == "Master", 3,
+                 "B's member master (A's is down)")
+        time.sleep(0.3)
+        sc.link(lab, "DeviceA", "ge0-1-2", True)
+        time.sleep(0.2)
+        b = etrunk(lab, "DeviceB")["members"][0]
+        assert (b["state"], b["causation"]) == ("Master", "REVERT_DELAY"), b
+        wait_for(lambda: c_toward(lab, "DeviceB"), 3, "C toward B (its wait started first)")
+        t_b = time.monotonic_ns()
+        # served from the holdings DeviceA sent back: every group, at once
+        wait_for(lambda: local_groups(lab, "DeviceB") == GROUPS, 1, "B serving every group")
+        wait_for(lambda: c_toward(lab, "DeviceA"), 8, "the revert to A")
+        traffic.finish()
+    finally:
+        traffic.kill()
+    outage = [(start, end) for start, end in gaps(traffic) if start < t_b and end > t_pull]
+    assert len(outage) == 1 and outage[0][1] < t_b + NS // 2, "not resumed through B"
+    back_to_start(lab)
+
+
 def test_a_standby_port_waits_only_the_remainder_of_its_aggregate_wait(
         make_lab, hold_groups, tmp_path: Path) -> None:
     # DeviceC's port toward DeviceB came up 1.5 s before A-C fails: 802.1AX started its

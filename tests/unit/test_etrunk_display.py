@@ -40,7 +40,6 @@ MEMBER = MemberSnapshot(
     remote=Member(1, True, MemberRole.BACKUP),
     revert_at=None,
     forwarding=True,
-    took_over=False,
     waiting_for_peer=False,
 )
 
@@ -144,7 +143,6 @@ def test_json_carries_the_same_and_more() -> None:
         "remote": {"phy_state": "Up", "state": "Backup", "work_mode": "auto",
                    "forwarding": False},
         "forwarding": True,
-        "took_over": False,
         "waiting_for_peer": False,
         "revert_at": None,
     }

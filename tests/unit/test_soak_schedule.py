@@ -111,3 +111,17 @@ def test_the_unavoidable_part_of_a_gap() -> None:
     tl = timeline((10.0, "pull", "AC"), (10.5, "pull", "BC"), (12.5, "restore", "BC"))
     assert tl.unready(10.0, 15.0) == pytest.approx(2.0)  # no router ready 10.5 - 12.5
     assert tl.unready(10.0, 10.4) == 0.0
+
+
+def test_a_failure_right_after_a_revert_allows_lacps_transmit_limit() -> None:
+    # The revert 3 s after A-C came back spent DeviceC's LACPDUs toward DeviceB; DeviceA
+    # crashing 0.2 s later moves the traffic back, and the PDU that completes it may wait.
+    tl = timeline((10.0, "pull", "AC"), (12.0, "restore", "AC"), (15.2, "kill", "A"))
+    end, why = tl.allowed_end(15.2, 15.5)
+    assert end == pytest.approx(15.2 + 1.0 + SLACK) and "revert" in why
+    # long after the revert, only the slack
+    tl = timeline((10.0, "pull", "AC"), (12.0, "restore", "AC"), (19.0, "kill", "A"))
+    assert tl.allowed_end(19.0, 19.5)[0] == pytest.approx(19.0 + SLACK)
+    # DeviceB starting does not make a revert (DeviceA kept the member)
+    tl = timeline((10.0, "stop", "B"), (12.0, "start", "B"), (15.2, "kill", "A"))
+    assert tl.allowed_end(15.2, 15.5)[0] == pytest.approx(15.2 + SLACK)
