@@ -104,9 +104,10 @@ def test_a_member_master_since_its_start_keeps_the_role_when_the_peer_link_retur
     # DeviceC's wait on DeviceB's port started first.
     lab = make_lab("tseqstart", sc.topology(tmp_path, "hot"))
     start_state(lab, hold_groups)
-    lab.stop_daemon("DeviceB")
-    traffic = begin(lab, tmp_path, 9.0)
+    traffic = begin(lab, tmp_path, 10.0)
     try:
+        lab.stop_daemon("DeviceB")
+        time.sleep(0.3)
         t_pull = time.monotonic_ns()
         sc.link(lab, "DeviceA", "ge0-1-2", False)
         time.sleep(0.5)
@@ -127,7 +128,7 @@ def test_a_member_master_since_its_start_keeps_the_role_when_the_peer_link_retur
     finally:
         traffic.kill()
     outage = [(start, end) for start, end in gaps(traffic) if start < t_b and end > t_pull]
-    assert len(outage) == 1 and outage[0][1] < t_b + NS // 2, "not resumed through B"
+    assert outage and max(end for _, end in outage) < t_b + NS // 2, "not resumed through B"
     back_to_start(lab)
 
 
