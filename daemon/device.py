@@ -62,6 +62,7 @@ from daemon.lacp import (
     DistributingChanged,
     LacpTrunk,
     Output,
+    PartnerAttached,
     PortChanged,
     PortConfig,
     Role,
@@ -311,10 +312,12 @@ class EthTrunk:
                 self.lag.set_forwarding(coll, dist, out.up)
             except OSError as exc:
                 self.log.error("data plane update failed", trunk=self.itf.name, error=str(exc))
-            self.device.trunk_forwarding(self, out.up)
             self.log.info("trunk forwarding", trunk=self.itf.name, up=out.up,
                           distributing=",".join(sorted(out.ports)) or "-",
                           collecting=",".join(sorted(out.collecting)) or "-")
+        elif isinstance(out, PartnerAttached):
+            self.log.info("partner attached", trunk=self.itf.name, attached=out.attached)
+            self.device.trunk_attached(self, out.attached)
         elif isinstance(out, PortChanged):
             self.log.info("port state", trunk=self.itf.name, port=out.port,
                           selected=out.selected, mux=out.mux,
@@ -917,11 +920,12 @@ class Device:
             if role != old:
                 self._update_serving()
 
-    def trunk_forwarding(self, trunk: EthTrunk, up: bool) -> None:
-        """LACP aggregated (or lost) an Eth-Trunk: the E-Trunk weighs it for the revert hold."""
+    def trunk_attached(self, trunk: EthTrunk, attached: bool) -> None:
+        """The switch put an Eth-Trunk's link in its aggregate (or took it out): the E-Trunk
+        advertises it, and it settles which member keeps the role when both claim it."""
         et = self.etrunks.get(trunk.itf.etrunk) if trunk.itf.etrunk is not None else None
         if et is not None:
-            et.service.member_forwarding(trunk.number, up)
+            et.service.member_attached(trunk.number, attached)
 
     def _member_phy(self, trunk: EthTrunk) -> None:
         et = self.etrunks.get(trunk.itf.etrunk) if trunk.itf.etrunk is not None else None

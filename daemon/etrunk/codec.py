@@ -56,7 +56,7 @@ class Flags(IntFlag):
 
 _KNOWN_FLAGS = int(Flags.BFD | Flags.REVERT)
 NO_FLAGS = Flags(0)
-_FORWARDING = 0x01  # member flags: the sender's Eth-Trunk carries traffic
+_ATTACHED = 0x01  # member flags: the switch has the sender's Eth-Trunk in its aggregate
 
 
 class MemberRole(StrEnum):
@@ -95,14 +95,15 @@ def _check(name: str, value: int, low: int, high: int) -> None:
 class Member:
     """One member Eth-Trunk as its device advertises it.
 
-    `forwarding`: the sender's Eth-Trunk carries traffic (its LACP aggregator distributes);
-    when both devices' members claim master, the one that carries the traffic keeps it."""
+    `attached`: the switch has put the sender's Eth-Trunk in its aggregate (its LACPDUs on
+    a member say Synchronization); when both devices' members claim master, the one the
+    switch is attached to keeps it."""
 
     trunk_id: int
     phy_up: bool
     role: MemberRole
     mode: WorkMode = WorkMode.AUTO
-    forwarding: bool = False
+    attached: bool = False
 
     def __post_init__(self) -> None:
         _check("trunk_id", self.trunk_id, 0, 0xFFFF)
@@ -171,7 +172,7 @@ def encode(msg: Hello, key: bytes) -> bytes:
     ]
     parts += [
         _MEMBER.pack(m.trunk_id, int(m.phy_up), _ROLE_CODE[m.role], _MODE_CODE[m.mode],
-                     _FORWARDING if m.forwarding else 0)
+                     _ATTACHED if m.attached else 0)
         for m in msg.members
     ]
     body = b"".join(parts)
@@ -226,7 +227,7 @@ def decode(data: bytes, key: bytes) -> Hello:
         if phy > 1 or role not in _CODE_ROLE or mode not in _CODE_MODE:
             raise DecodeError("bad-field", f"member {trunk_id}: phy {phy} role {role} mode {mode}")
         members.append(Member(trunk_id, bool(phy), _CODE_ROLE[role], _CODE_MODE[mode],
-                              bool(mflags & _FORWARDING)))
+                              bool(mflags & _ATTACHED)))
     if len({m.trunk_id for m in members}) != len(members):
         raise DecodeError("bad-field", "duplicate member trunk id")
     return Hello(

@@ -123,9 +123,9 @@ def _member_json(m: MemberSnapshot) -> dict[str, Any]:
             "phy_state": "Up" if remote.phy_up else "Down",
             "state": remote.role.value.capitalize(),
             "work_mode": remote.mode.value,
-            "forwarding": remote.forwarding,
+            "attached": remote.attached,
         },
-        "forwarding": m.forwarding,
+        "attached": m.attached,
         "waiting_for_peer": m.waiting_for_peer,
         # JSON has no infinity: a hold that never ends (revert disabled) is "forever".
         "revert_at": "forever" if m.revert_at == math.inf else m.revert_at,

@@ -109,15 +109,16 @@ def member_role(
     state: ETrunkState,
     peer_known: bool,
     remote: Member | None,
-    forwarding: bool = False,
+    attached: bool = False,
     upstream: bool = True,
 ) -> tuple[MemberRole, MemberCause]:
     """The role one member should have now, from our side's view; pure, so both sides agree.
 
     `remote` is the peer's entry for the same Eth-Trunk ID in its last hello (its
-    `forwarding` says whether the peer's Eth-Trunk carries traffic). `forwarding`:
-    our Eth-Trunk carries traffic (LACP distributing); `upstream`: our device has a route
-    toward the streams it would forward (the RP). In order:
+    `attached` says whether the switch has the peer's Eth-Trunk in its aggregate).
+    `attached`: the switch has ours in its aggregate (LACP partner in sync: its aggregate
+    wait is over and it uses our link, or will the moment we are in sync too); `upstream`:
+    our device has a route toward the streams it would forward (the RP). In order:
 
     1. force-master / force-backup: as configured.
     2. E-Trunk INIT: backup (ETRUNK_INIT); nobody forwards before we know about the peer.
@@ -140,12 +141,15 @@ def member_role(
           (ETRUNK_BACKUP) and the peer, seeing backup, takes over by the base rule, so both are
           backup for one one-way delay, never both master;
        c. if both are master (updates crossed in flight, a false BFD alarm, a healed
-          partition), the member that carries the traffic keeps it: the E-Trunk backup's
-          member keeps it (REVERT_DELAY) if its Eth-Trunk forwards, and the E-Trunk master's
-          yields when the peer's says it forwards; otherwise the E-Trunk master's keeps it
-          and the backup's yields at once. Both sides judge by the same fact (whether the
-          E-Trunk backup's member forwards), so they agree; the E-Trunk master's own view is
-          left out because after a partition it is the stale one.
+          partition), the member the switch is attached to keeps it: the E-Trunk backup's
+          member keeps it (REVERT_DELAY) if attached, and the E-Trunk master's yields when
+          the peer's says it is attached; otherwise the E-Trunk master's keeps it and the
+          backup's yields at once. Both sides judge by the same fact (whether the E-Trunk
+          backup's member is attached), so they agree; the E-Trunk master's own view is left
+          out because after a partition it is the stale one. Attached, not distributing: the
+          switch has one aggregate, so it is attached to one side only, and it stays so
+          through the moments a distributing state comes and goes (a side a millisecond
+          short of distributing must not lose the traffic to a port still in its wait).
 
     With both up and both auto the rule is symmetric and monotone: a side becomes master only
     when the peer is backup (7a), a master yields only to rule 7b's delay or 7c's tie break,
@@ -180,10 +184,10 @@ def member_role(
         return MemberRole.MASTER, MemberCause.ETRUNK_MASTER
     if remote.role is MemberRole.MASTER:  # 7c
         if winner:
-            if remote.forwarding:
+            if remote.attached:
                 return MemberRole.BACKUP, yielded
             return MemberRole.MASTER, MemberCause.ETRUNK_MASTER
-        if forwarding:
+        if attached:
             return MemberRole.MASTER, MemberCause.REVERT_DELAY
         return MemberRole.BACKUP, yielded
     if winner:
@@ -308,7 +312,7 @@ class MemberSnapshot:
     cause: MemberCause
     remote: Member | None  # the peer's entry for this Eth-Trunk (Remote-ID), if any
     revert_at: float | None  # end of a running revert hold; math.inf with revert disabled
-    forwarding: bool  # our Eth-Trunk carries traffic (advertised as FORWARDING)
+    attached: bool  # the switch has our Eth-Trunk in its aggregate (advertised as ATTACHED)
     waiting_for_peer: bool  # the revert delay ran out; the peer does not hold our groups yet
 
 
@@ -377,7 +381,7 @@ class _Member:
     phy_up: bool = False
     role: MemberRole = MemberRole.BACKUP
     cause: MemberCause = MemberCause.ETRUNK_INIT
-    forwarding: bool = False  # the local Eth-Trunk carries traffic (LACP distributing)
+    attached: bool = False  # the switch has our Eth-Trunk in its aggregate (LACP)
     holding: bool = False  # a revert hold is running (timer pending, or forever)
     revert_done: bool = False  # the revert delay ran out: yield at this evaluation
     handback_ready: bool = True  # the peer holds what we serve (the device's verdict)
@@ -457,10 +461,10 @@ class ETrunkMachine:
         self._fire_due(now)
         return self._flush(now)
 
-    def member_forwarding(self, trunk_id: int, up: bool, now: float) -> list[Output]:
-        """Whether a member Eth-Trunk carries traffic (its LACP aggregator is up); only a
-        forwarding member is held master for the revert delay."""
-        self._members[trunk_id].forwarding = up
+    def member_attached(self, trunk_id: int, attached: bool, now: float) -> list[Output]:
+        """Whether the switch has a member Eth-Trunk in its aggregate (LACP partner in sync):
+        advertised, and it settles rule 7c."""
+        self._members[trunk_id].attached = attached
         if not self._running:
             return []
         self._fire_due(now)
@@ -551,7 +555,7 @@ class ETrunkMachine:
                     cause=m.cause,
                     remote=self._peer_members.get(m.cfg.trunk_id),
                     revert_at=revert_at,
-                    forwarding=m.forwarding and m.phy_up,
+                    attached=m.attached and m.phy_up,
                     waiting_for_peer=m.holding and m.revert_done and not m.handback_ready,
                 )
             )
@@ -661,7 +665,7 @@ class ETrunkMachine:
             state=self._state,
             peer_known=self._peer is not None,
             remote=remote,
-            forwarding=m.forwarding and m.phy_up,
+            attached=m.attached and m.phy_up,
             upstream=self._upstream,
         )
         tid = m.cfg.trunk_id
@@ -701,7 +705,7 @@ class ETrunkMachine:
 
     def _members_on_wire(self) -> tuple[Member, ...]:
         return tuple(
-            Member(m.cfg.trunk_id, m.phy_up, m.role, m.cfg.mode, m.forwarding and m.phy_up)
+            Member(m.cfg.trunk_id, m.phy_up, m.role, m.cfg.mode, m.attached and m.phy_up)
             for m in self._members.values()
         )
 

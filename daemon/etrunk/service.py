@@ -86,9 +86,9 @@ class ETrunkService:
         """A member Eth-Trunk's state (the aggregator's up/down); sends a hello at once."""
         self._input(self._machine.member_phy(trunk_id, up, trio.current_time()))
 
-    def member_forwarding(self, trunk_id: int, up: bool) -> None:
-        """A member Eth-Trunk started or stopped carrying traffic."""
-        self._input(self._machine.member_forwarding(trunk_id, up, trio.current_time()))
+    def member_attached(self, trunk_id: int, attached: bool) -> None:
+        """The switch put a member Eth-Trunk in its aggregate, or took it out."""
+        self._input(self._machine.member_attached(trunk_id, attached, trio.current_time()))
 
     def handback_ready(self, trunk_id: int, ready: bool) -> None:
         """The peer does (or does not yet) hold the groups this member's traffic needs."""

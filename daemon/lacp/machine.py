@@ -211,7 +211,17 @@ class PortChanged:
     partner_state: int
 
 
-Output: TypeAlias = Transmit | DistributingChanged | PortChanged
+@dataclass(frozen=True)
+class PartnerAttached:
+    """Whether the partner has one of our links in its aggregate (a port whose partner
+    reports Synchronization: 802.1AX sets it once the partner's mux has attached the link,
+    after its aggregate wait). A switch facing two devices has one aggregate, so at most one
+    of them hears it: the one the switch uses, or can use the moment it is in sync too."""
+
+    attached: bool
+
+
+Output: TypeAlias = Transmit | DistributingChanged | PortChanged | PartnerAttached
 
 
 @dataclass(frozen=True)
@@ -337,6 +347,7 @@ class LacpTrunk:
             p.actor_state = self._actor_state(p)
             p.reported = (p.selected, p.mux, p.actor_state, p.partner.state)
         self._reported_agg = (frozenset[str](), False, frozenset[str]())
+        self._reported_attached = False
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -420,6 +431,13 @@ class LacpTrunk:
 
     def is_up(self) -> bool:
         return len(self.distributing()) >= self.config.least_active
+
+    def partner_attached(self) -> bool:
+        """Some enabled member's partner, heard and current, says Synchronization."""
+        return not self._stopped and any(
+            p.enabled and p.rx is RxState.CURRENT and p.partner.state & _SYNC
+            for p in self._ports.values()
+        )
 
     def snapshot(self) -> TrunkSnapshot:
         c = self.config
@@ -754,6 +772,10 @@ class LacpTrunk:
         if agg != self._reported_agg:
             self._reported_agg = agg
             out.append(DistributingChanged(*agg))
+        attached = self.partner_attached()
+        if attached != self._reported_attached:
+            self._reported_attached = attached
+            out.append(PartnerAttached(attached))
         for p in self._ports.values():
             out += self._transmit(p, now)
         return out

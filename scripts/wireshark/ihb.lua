@@ -256,8 +256,8 @@ local ef = {
     m_role = ProtoField.uint8("etrunk.member.role", "Role", base.DEC, et_roles),
     m_mode = ProtoField.uint8("etrunk.member.mode", "Work mode", base.DEC, et_modes),
     m_flags = ProtoField.uint8("etrunk.member.flags", "Member flags", base.HEX),
-    m_forwarding = ProtoField.bool("etrunk.member.forwarding", "Forwarding", 8, nil, 0x01,
-        "The sender's Eth-Trunk carries traffic (LACP distributing)"),
+    m_attached = ProtoField.bool("etrunk.member.attached", "Attached", 8, nil, 0x01,
+        "The switch has the sender's Eth-Trunk in its aggregate (LACP partner in sync)"),
     m_flags_reserved = ProtoField.uint8("etrunk.member.flags.reserved", "Reserved flags",
         base.HEX, nil, 0xfe),
     m_reserved = ProtoField.bytes("etrunk.member.reserved", "Reserved"),
@@ -455,13 +455,13 @@ function etrunk.dissector(tvb, pinfo, tree)
         mt:set_text(string.format("Member Eth-Trunk %d: %s, %s, %s%s", trunk,
             et_phy[phy] or ("phy " .. phy), et_roles[role] or ("role " .. role),
             et_modes[mode] or ("mode " .. mode),
-            (mflags % 2 == 1) and ", forwarding" or ""))
+            (mflags % 2 == 1) and ", attached" or ""))
         local ti = mt:add(ef.m_trunk, tvb(off, 2))
         local pi = mt:add(ef.m_phy, tvb(off + 2, 1))
         local rli = mt:add(ef.m_role, tvb(off + 3, 1))
         local mi = mt:add(ef.m_mode, tvb(off + 4, 1))
         local fi = mt:add(ef.m_flags, tvb(off + 5, 1))
-        fi:add(ef.m_forwarding, tvb(off + 5, 1))
+        fi:add(ef.m_attached, tvb(off + 5, 1))
         local fri = fi:add(ef.m_flags_reserved, tvb(off + 5, 1))
         if mflags >= 2 then
             fri:add_proto_expert_info(ee.reserved_nonzero)

@@ -115,7 +115,7 @@ def _hello(seq: int, **kw) -> et.Hello:
     fields = dict(etrunk_id=1, priority=100, system_id=bytes.fromhex("00e0fc123455"),
                   hello_100ms=10, fail_100ms=200, sequence=seq, state=et.ETrunkState.MASTER,
                   flags=et.Flags.BFD | et.Flags.REVERT,
-                  members=(et.Member(1, True, et.MemberRole.MASTER, forwarding=True),))
+                  members=(et.Member(1, True, et.MemberRole.MASTER, attached=True),))
     fields.update(kw)
     return et.Hello(**fields)
 
@@ -320,7 +320,7 @@ ETRUNK_FIELDS = [
     "etrunk.length", "etrunk.id", "etrunk.priority", "etrunk.member_count",
     "etrunk.hello_period", "etrunk.fail_time", "etrunk.system_id", "etrunk.seq",
     "etrunk.member.trunk_id", "etrunk.member.phy", "etrunk.member.role", "etrunk.member.mode",
-    "etrunk.member.forwarding", "etrunk.digest.status", "_ws.expert.severity",
+    "etrunk.member.attached", "etrunk.digest.status", "_ws.expert.severity",
     "_ws.expert.message", "INFO",
 ]
 RBS_FIELDS = [

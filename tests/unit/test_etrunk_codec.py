@@ -91,7 +91,7 @@ class ScapyMember(Packet):
         ByteEnumField("phy", 0, {0: "down", 1: "up"}),
         ByteEnumField("role", 1, {1: "master", 2: "backup"}),
         ByteEnumField("mode", 1, {1: "auto", 2: "force-master", 3: "force-backup"}),
-        FlagsField("flags", 0, 8, ["FORWARDING"]),
+        FlagsField("flags", 0, 8, ["ATTACHED"]),
         StrFixedLenField("reserved", b"\x00" * 2, 2),
     ]
 
@@ -183,7 +183,7 @@ def test_we_decode_what_scapy_builds() -> None:
         sequence=42,
         members=[
             ScapyMember(trunk_id=1, phy=0, role=2, mode=3),
-            ScapyMember(trunk_id=300, phy=1, role=1, mode=2, flags="FORWARDING"),
+            ScapyMember(trunk_id=300, phy=1, role=1, mode=2, flags="ATTACHED"),
         ],
     )
     msg = decode(bytes(pkt), KEY)
@@ -197,7 +197,7 @@ def test_we_decode_what_scapy_builds() -> None:
         state=ETrunkState.BACKUP,
         members=(
             Member(1, False, MemberRole.BACKUP, WorkMode.FORCE_BACKUP),
-            Member(300, True, MemberRole.MASTER, WorkMode.FORCE_MASTER, forwarding=True),
+            Member(300, True, MemberRole.MASTER, WorkMode.FORCE_MASTER, attached=True),
         ),
         msg_type=MessageType.GOODBYE,
         flags=Flags.BFD,
@@ -374,8 +374,8 @@ def test_signed_garbage_with_our_header_only_raises_decode_error(body: bytes) ->
         decode(sign(head), KEY)
 
 
-def test_member_forwarding_flag_is_bit_0_of_the_member_flags() -> None:
-    member = Member(1, True, MemberRole.MASTER, WorkMode.AUTO, forwarding=True)
+def test_member_attached_flag_is_bit_0_of_the_member_flags() -> None:
+    member = Member(1, True, MemberRole.MASTER, WorkMode.AUTO, attached=True)
     data = encode(replace(SEED_HELLO, members=(member,)), KEY)
     assert data[36:44] == bytes.fromhex("0001 01 01 01 01 0000")
     assert decode(data, KEY).members == (member,)

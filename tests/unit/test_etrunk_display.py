@@ -39,7 +39,7 @@ MEMBER = MemberSnapshot(
     cause=MemberCause.ETRUNK_MASTER,
     remote=Member(1, True, MemberRole.BACKUP),
     revert_at=None,
-    forwarding=True,
+    attached=True,
     waiting_for_peer=False,
 )
 
@@ -141,8 +141,8 @@ def test_json_carries_the_same_and_more() -> None:
         "causation": "ETRUNK_MASTER",
         "remote_id": 1,
         "remote": {"phy_state": "Up", "state": "Backup", "work_mode": "auto",
-                   "forwarding": False},
-        "forwarding": True,
+                   "attached": False},
+        "attached": True,
         "waiting_for_peer": False,
         "revert_at": None,
     }

@@ -69,7 +69,7 @@ class Lab:
                  lacp: bool = True) -> None:
         self.machines = {"A": a, "B": b}
         self.lacp = lacp
-        self.forwarding: dict[tuple[str, int], bool] = {}
+        self.attached: dict[tuple[str, int], bool] = {}
         self.alive = {"A", "B"}
         self.link_up = True
         self.strict = strict
@@ -104,26 +104,26 @@ class Lab:
             self.follow_lacp()
 
     def follow_lacp(self) -> None:
-        """Stand-in for LACP and the switch: a member forwards while it is master with its
-        phy up, unless the peer's member already forwards (the switch has one aggregator and
-        keeps the partner it is attached to). Stops first, then starts."""
+        """Stand-in for LACP and the switch: the switch attaches a member while it is master
+        with its phy up, unless it is attached to the peer's (it has one aggregator and keeps
+        the partner it is attached to). Detaches first, then attaches."""
         for starting in (False, True):
             for dev in ("A", "B"):
                 machine = self.machines[dev]
                 for m in machine.snapshot().members:
                     key = (dev, m.trunk_id)
-                    peer = self.forwarding.get((PEER[dev], m.trunk_id), False)
+                    peer = self.attached.get((PEER[dev], m.trunk_id), False)
                     able = m.role is MASTER and m.phy_up and dev in self.alive
-                    now_fwd = self.forwarding.get(key, False)
-                    if now_fwd and not able:
+                    now_att = self.attached.get(key, False)
+                    if now_att and not able:
                         want = False
-                    elif starting and not now_fwd and able and not peer:
+                    elif starting and not now_att and able and not peer:
                         want = True
                     else:
                         continue
-                    self.forwarding[key] = want
+                    self.attached[key] = want
                     if dev in self.alive:  # a crashed device hears nothing more
-                        self.feed(dev, machine.member_forwarding(m.trunk_id, want, self.now))
+                        self.feed(dev, machine.member_attached(m.trunk_id, want, self.now))
 
     def deliver(self, src: str, data: bytes) -> None:
         dst = PEER[src]
@@ -612,14 +612,14 @@ def test_wrong_etrunk_id_and_own_system_id_are_dropped() -> None:
 
 def test_partition_heal_resolves_a_double_master_without_delay() -> None:
     # The switch stayed with A through the partition (A's links never failed): B's member
-    # went master but never forwarded, so at the heal it yields at once.
+    # went master but the switch never attached it, so at the heal it yields at once.
     lab = Lab(make(SYS_A), make(SYS_B), strict=False)
     lab.start()
     lab.run_until(10.5)
     lab.cut()
     lab.run_until(40.0)
     assert lab.roles() == (MASTER, MASTER)  # split brain: each thinks the other is gone
-    assert lab.forwarding[("A", 1)] and not lab.forwarding.get(("B", 1))
+    assert lab.attached[("A", 1)] and not lab.attached.get(("B", 1))
     lab.link_up = True
     lab.run_until(41.0 + LATENCY)
     assert lab.roles() == (MASTER, BACKUP)
@@ -628,7 +628,7 @@ def test_partition_heal_resolves_a_double_master_without_delay() -> None:
 
 def test_partition_heal_keeps_the_traffic_where_the_switch_moved_it() -> None:
     # During the partition A's link failed and came back: the switch moved to B and stays
-    # there. At the heal the member that forwards (B's) keeps the role, A's yields, and the
+    # there. At the heal the member it is attached to (B's) keeps the role, A's yields, and the
     # revert delay later the traffic returns to A's long-standing port.
     lab = Lab(make(SYS_A, revert_delay_s=5), make(SYS_B, revert_delay_s=5), strict=False)
     lab.start()
@@ -637,7 +637,7 @@ def test_partition_heal_keeps_the_traffic_where_the_switch_moved_it() -> None:
     lab.run_until(40.0)
     lab.do("A", "member_phy", 1, False)
     lab.do("A", "member_phy", 1, True)
-    assert lab.forwarding == {("A", 1): False, ("B", 1): True}
+    assert lab.attached == {("A", 1): False, ("B", 1): True}
     assert lab.roles() == (MASTER, MASTER)
     lab.link_up = True
     lab.run_until(41.0 + 2 * LATENCY)
@@ -646,7 +646,7 @@ def test_partition_heal_keeps_the_traffic_where_the_switch_moved_it() -> None:
     assert lab.member("A").cause is MemberCause.PEER_MEMBER_MASTER
     lab.run_until(41.0 + 5.0 + 2 * LATENCY)
     assert lab.roles() == (MASTER, BACKUP)
-    assert lab.forwarding == {("A", 1): True, ("B", 1): False}
+    assert lab.attached == {("A", 1): True, ("B", 1): False}
 
 
 def test_a_member_that_took_over_holds_while_the_switch_still_waits() -> None:
@@ -661,7 +661,7 @@ def test_a_member_that_took_over_holds_while_the_switch_still_waits() -> None:
     lab.run_until(5.0 + 2 * LATENCY)
     assert lab.roles() == (BACKUP, MASTER)
     lab.run_until(7.0)
-    lab.do("A", "member_phy", 1, True)  # B's member never forwarded
+    lab.do("A", "member_phy", 1, True)  # the switch never attached B's member
     lab.run_until(7.0 + 4 * LATENCY)
     assert lab.roles() == (BACKUP, MASTER)
     assert lab.member("B").cause is MemberCause.REVERT_DELAY
@@ -712,11 +712,11 @@ def test_the_revert_waits_until_the_peer_holds_our_groups() -> None:
 def test_a_false_bfd_alarm_moves_no_traffic() -> None:
     lab = converged(b_track_bfd=True, strict=False)
     lab.run_until(10.5)
-    lab.do("B", "bfd_state", False)  # A is still there and still forwarding
+    lab.do("B", "bfd_state", False)  # A is still there, the switch attached to it
     assert lab.roles() == (MASTER, MASTER)
-    lab.run_until(11.0 + LATENCY)  # A's next hello: B never forwarded, so it yields
+    lab.run_until(11.0 + LATENCY)  # A's next hello: B is not attached, so it yields
     assert lab.roles() == (MASTER, BACKUP)
-    assert lab.forwarding[("A", 1)] is True
+    assert lab.attached[("A", 1)] is True
     assert [o.role for _, o in lab.outputs("A", MemberRoleChanged, since=10.0)] == []
 
 
@@ -754,7 +754,7 @@ def _step(
     side: dict[str, object], other: dict[str, object], state: ETrunkState
 ) -> tuple[MemberRole, MemberCause]:
     remote = Member(1, bool(other["up"]), other["role"], other["mode"],  # type: ignore[arg-type]
-                    forwarding=bool(other.get("fwd")))
+                    attached=bool(other.get("att")))
     return member_role(
         mode=side["mode"],  # type: ignore[arg-type]
         local_up=bool(side["up"]),
@@ -762,7 +762,7 @@ def _step(
         state=state,
         peer_known=True,
         remote=remote,
-        forwarding=bool(side.get("fwd")),
+        attached=bool(side.get("att")),
     )
 
 
@@ -770,17 +770,17 @@ def _step(
 @pytest.mark.parametrize("b_mode", _MODES)
 def test_rule_converges_to_one_master_for_every_start(a_mode: WorkMode, b_mode: WorkMode) -> None:
     """Both sides alternate applying the rule with each other's latest view, from every pair of
-    current roles, phy states and forwarding facts: they settle within two rounds,
+    current roles, phy states and attached facts: they settle within two rounds,
     and with both up never both master (unless both are forced) and never both backup
     (unless one is forced backup and the other cannot be master); two auto masters settle on
-    the one whose trunk forwards when that is B's (the E-Trunk backup's)."""
+    the one the switch is attached to when that is B's (the E-Trunk backup's)."""
     flags = list(itertools.product((False, True), repeat=2))
     for a_up, b_up, a_role, b_role in itertools.product(
         (True, False), (True, False), MemberRole, MemberRole
     ):
-        for a_fwd, b_fwd in flags:
-            a = {"mode": a_mode, "up": a_up, "role": a_role, "fwd": a_fwd}
-            b = {"mode": b_mode, "up": b_up, "role": b_role, "fwd": b_fwd}
+        for a_att, b_att in flags:
+            a = {"mode": a_mode, "up": a_up, "role": a_role, "att": a_att}
+            b = {"mode": b_mode, "up": b_up, "role": b_role, "att": b_att}
             for order in (("A", "B"), ("B", "A")):
                 sides = {"A": dict(a), "B": dict(b)}
                 states = {"A": ETrunkState.MASTER, "B": ETrunkState.BACKUP}
@@ -797,7 +797,7 @@ def test_rule_converges_to_one_master_for_every_start(a_mode: WorkMode, b_mode: 
                 if a_up and b_up and both_auto:
                     assert sorted(final) == [BACKUP, MASTER], (a, b, order, final)
                     if a_role is b_role is MASTER:
-                        want = (BACKUP, MASTER) if b_fwd else (MASTER, BACKUP)
+                        want = (BACKUP, MASTER) if b_att else (MASTER, BACKUP)
                         assert final == want, (a, b, order, final)
                 if a_up and b_up and not both_forced_master:
                     assert final != (MASTER, MASTER), (a, b, order, final)
@@ -808,15 +808,15 @@ def test_rule_converges_to_one_master_for_every_start(a_mode: WorkMode, b_mode: 
 
 
 def test_rule_is_idempotent() -> None:
-    for mode, up, current, state, r_up, r_role, r_mode, r_fwd, fwd in itertools.product(
+    for mode, up, current, state, r_up, r_role, r_mode, r_att, att in itertools.product(
         _MODES, (True, False), MemberRole, ETrunkState, (True, False), MemberRole, _MODES,
         (False, True), (False, True)
     ):
-        remote = Member(1, r_up, r_role, r_mode, forwarding=r_fwd)
+        remote = Member(1, r_up, r_role, r_mode, attached=r_att)
         for peer_known, rem, upstream in ((True, remote, True), (True, None, True),
                                           (False, None, False), (False, None, True)):
             args = dict(mode=mode, local_up=up, state=state, peer_known=peer_known, remote=rem,
-                        forwarding=fwd, upstream=upstream)
+                        attached=att, upstream=upstream)
             role, cause = member_role(current=current, **args)  # type: ignore[arg-type]
             assert member_role(current=role, **args) == (role, cause)  # type: ignore[arg-type]
 

@@ -184,7 +184,7 @@ async def test_member_failure_is_told_at_once(autojump_clock: trio.testing.MockC
             10.3,
             MemberRoleChanged(1, MASTER, MemberCause.PEER_MEMBER_DOWN, 10.3),
         )
-        b.service.member_forwarding(1, True)  # B's LACP aggregates: traffic flows through B
+        b.service.member_attached(1, True)  # the switch attached B's link
         a.service.member_phy(1, True)
         await trio.sleep(119.5)
         assert (a.role(), b.role()) == (BACKUP, MASTER)  # revert delay, until 130.3

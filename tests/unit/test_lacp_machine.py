@@ -18,6 +18,7 @@ from daemon.lacp.machine import (
     LacpTrunk,
     MuxState,
     Output,
+    PartnerAttached,
     PeriodicState,
     PortChanged,
     PortConfig,
@@ -375,6 +376,29 @@ def test_switch_follows_in_sync_partner_even_with_worse_system_id() -> None:
     lab.run_until(10.0 + 3 * LATENCY)  # B's news reaches C, then one round trip
     assert lab.trunks["C"].distributing() == {GE3}
     assert lab.port("C", GE2).selected is Selected.STANDBY
+
+
+def test_each_router_hears_whether_the_switch_attached_its_link() -> None:
+    # The fact E-Trunk settles a double master with: the switch has one aggregate, so at most
+    # one router hears Synchronization from it, and that router keeps hearing it while its
+    # own state comes and goes (backup for a moment: the switch keeps the port attached).
+    lab = triangle(role_b=Role.BACKUP)
+
+    def attached(dev: str) -> list[bool]:
+        return [o.attached for _, d, o in lab.log if d == dev and isinstance(o, PartnerAttached)]
+
+    assert lab.trunks["A"].partner_attached() and not lab.trunks["B"].partner_attached()
+    assert (attached("A"), attached("B")) == ([True], [])
+    lab.cut("A", GE2)
+    lab.run_until(10.0 + 2 * LATENCY)  # C attached its port toward B: B hears it, A is gone
+    assert lab.trunks["B"].partner_attached() and not lab.trunks["A"].partner_attached()
+    assert (attached("A"), attached("B")) == ([True, False], [True])
+    lab.do("B", "set_role", Role.MASTER)
+    lab.do("B", "set_role", Role.BACKUP)
+    lab.run_until(10.0 + 5 * LATENCY)
+    assert lab.trunks["B"].partner_attached() and attached("B") == [True]
+    lab.do("B", "shutdown")
+    assert not lab.trunks["B"].partner_attached() and attached("B") == [True, False]
 
 
 # ---- max_active, least_active -----------------------------------------------------------

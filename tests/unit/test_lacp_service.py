@@ -10,7 +10,14 @@ import trio
 import trio.testing
 
 from daemon.lacp.codec import decode_frame, state_bits
-from daemon.lacp.machine import DistributingChanged, LacpTrunk, Output, Role, RxState
+from daemon.lacp.machine import (
+    DistributingChanged,
+    LacpTrunk,
+    Output,
+    PartnerAttached,
+    Role,
+    RxState,
+)
 from daemon.lacp.service import LacpService
 from daemon.log import Log, parse_line
 from tests.unit.test_lacp_machine import GE2, SYS_A, SYS_C, make_trunk
@@ -132,7 +139,8 @@ async def test_stop_says_goodbye_so_the_partner_detaches_at_once(
         assert trio.current_time() == stopped_at  # no timeout needed
         down = [o for t, o in c.outputs if isinstance(o, DistributingChanged) and t >= 10.0]
         assert down == [DistributingChanged(frozenset(), False, frozenset())]
-        assert a.outputs[-1][1] == DistributingChanged(frozenset(), False, frozenset())
+        assert [o for _, o in a.outputs[-2:]] == [
+            DistributingChanged(frozenset(), False, frozenset()), PartnerAttached(False)]
         await c.service.stop()
     # run() returned for both: the nursery closed
 
