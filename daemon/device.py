@@ -539,9 +539,10 @@ class Device:
         rps = self.cfg.pim.static_rps if self.cfg.pim else []
         router = PimRouter(
             PimConfig(router_id=str(router_id), rp=str(rps[0]) if rps else None,
-                      interfaces=tuple(PimInterfaceConfig(ifname=i.name,
-                                                          address=str(i.address.ip))  # type: ignore[union-attr]
-                                       for i in pim_itfs)),
+                      interfaces=tuple(PimInterfaceConfig(
+                          ifname=i.name, address=str(i.address.ip),  # type: ignore[union-attr]
+                          secondary=tuple(str(a.ip) for a in i.sub_addresses))
+                          for i in pim_itfs)),
             local_addresses=frozenset(str(a.ip) for i in self.cfg.interfaces.values()
                                       for a in [i.address, *i.sub_addresses] if a is not None),
             rng=random.Random())
@@ -841,6 +842,7 @@ class Device:
 
     def _build_bfd(self) -> None:
         sessions = {}
+        taken = {s.discriminator_local for s in self.cfg.bfd_sessions.values()}
         for sess in self.cfg.bfd_sessions.values():
             source = sess.source_ip
             device = None
@@ -853,7 +855,12 @@ class Device:
                 self.log.error("bfd session has no source address, not started",
                                session=sess.name)
                 continue
-            local = sess.discriminator_local or _derived_discriminator(sess.name)
+            local = sess.discriminator_local
+            if local is None:  # auto: our choice, unique among this device's sessions
+                local = _derived_discriminator(sess.name)
+                while local in taken:
+                    local = local % 0xFFFFFFFF + 1
+                taken.add(local)
             machine = BfdSession(SessionConfig(
                 name=sess.name, local_disc=local, multihop=device is None,
                 remote_disc=sess.discriminator_remote, desired_min_tx_ms=sess.min_tx_ms,

@@ -220,7 +220,10 @@ class RemoteBackupProfile:
 
 @dataclass
 class BfdSession:
-    """A static ``bfd NAME bind peer-ip ...`` session; with ``interface`` it is single hop."""
+    """A static ``bfd NAME bind peer-ip ...`` session; with ``interface`` it is single hop.
+    With ``auto`` its discriminators are negotiated: the local one chosen by the device, the
+    remote one learned from the peer's packets (a peer such as FRR picks its own at random
+    on every start, so a configured ``discriminator remote`` would go stale)."""
 
     name: str
     line: int
@@ -233,6 +236,7 @@ class BfdSession:
     min_rx_ms: int = 10
     detect_multiplier: int = 3
     committed: bool = False
+    auto: bool = False
 
     @property
     def multihop(self) -> bool:

@@ -504,7 +504,8 @@ class _Parser:
         cfg.vlans = [v for v in cfg.vlans if v != vlan]
 
     def bfd(self, cfg: DeviceConfig, args: list[str]) -> _View:
-        """``bfd`` enables BFD; ``bfd NAME bind peer-ip ...`` defines a static session."""
+        """``bfd`` enables BFD; ``bfd NAME bind peer-ip ... [auto]`` defines a static session
+        (with ``auto``, one whose discriminators are negotiated)."""
         if not args:
             cfg.bfd_enabled = True
             return _View("bfd", "bfd")
@@ -521,9 +522,12 @@ class _Parser:
             if key == "source-ip" and session.source_ip is None and len(rest) >= 2:
                 session.source_ip = _unicast(rest[1], "source-ip")
                 rest = rest[2:]
+            elif key == "auto" and len(rest) == 1:
+                session.auto = True
+                rest = []
             elif key == "interface" and session.interface is None and len(rest) >= 2:
                 # the name may be spelled in two words: "GigabitEthernet 0/1/1"
-                n = 3 if len(rest) >= 3 and rest[2].lower() != "source-ip" else 2
+                n = 3 if len(rest) >= 3 and rest[2].lower() not in ("source-ip", "auto") else 2
                 session.interface = ifnames.canonical(" ".join(rest[1:n]))
                 rest = rest[n:]
             else:
@@ -867,9 +871,14 @@ class _Parser:
                 problems.append((session.line, f"no interface {session.interface}"))
             if session.source_ip is not None and session.source_ip not in local:
                 problems.append((session.line, f"{session.source_ip} is not an address here"))
-            if session.committed:
+            if session.auto:
+                reason = "an auto session negotiates its discriminators"
+                need(session.discriminator_local is None, session, "discriminator_local", reason)
+                need(session.discriminator_remote is None, session, "discriminator_remote",
+                     reason)
+            elif session.committed:
                 both = None not in (session.discriminator_local, session.discriminator_remote)
-                reason = "commit needs discriminator local and remote"
+                reason = "commit needs discriminator local and remote (or 'auto' on the bind)"
                 need(both, session, "committed", reason)
         if problems:
             line, reason = min(problems)
@@ -910,7 +919,8 @@ _TABLES: dict[str, tuple[_Cmd, ...]] = {
         _c("vlan batch", "vlan batch ID [ID to ID]...", P.vlan_batch, P.vlan_batch_undo),
         _c("vlan", "vlan ID", P.vlan, P.vlan_undo),
         _c("multicast routing-enable", "multicast routing-enable", *_flag("multicast_routing")),
-        _c("bfd", "bfd [NAME bind peer-ip IP [interface IF] [source-ip IP]]", P.bfd, P.bfd_undo),
+        _c("bfd", "bfd [NAME bind peer-ip IP [interface IF] [source-ip IP] [auto]]", P.bfd,
+           P.bfd_undo),
         _c(
             "e-trunk port",
             "e-trunk port 1025-65535",

@@ -163,6 +163,8 @@ def _bfd_session(session: BfdSession) -> list[str]:
         bind += f" interface {session.interface}"
     if session.source_ip is not None:
         bind += f" source-ip {session.source_ip}"
+    if session.auto:
+        bind += " auto"
     lines = [bind]
     if session.discriminator_local is not None:
         lines.append(f" discriminator local {session.discriminator_local}")

@@ -7,9 +7,11 @@ Strict where a wrong value makes the message unusable: the version (2), the chec
 4.9: over the whole PIM message; for a Register only over its first 8 octets), every length
 (Hello options, group and source counts, no octets left over after a Join/Prune), the
 encoded-address formats of 4.9.1 (address family 1 = IPv4, encoding type 0 = native, mask
-length at most 32). This daemon is IPv4 only, so an IPv6 (family 2) address is "bad-family";
-Join Attributes (RFC 5384, encoding type 1) are "bad-encoding". A duplicated known Hello
-option is "duplicate-option": which copy would count is not defined.
+length at most 32). This daemon is IPv4 only, so an IPv6 (family 2) address in a Join/Prune
+is "bad-family"; Join Attributes (RFC 5384, encoding type 1) are "bad-encoding". A
+duplicated Hello option is "duplicate-option" (which copy would count is not defined),
+except the Address List: a dual-stack neighbor sends one per family, and its IPv6 entries
+are skipped, not an error.
 
 Lenient where the RFC says so: the header's Reserved octet and the reserved bits of the
 encoded group and source addresses are ignored on receipt (RFC 7761 4.9, RFC 8736); unknown
@@ -20,7 +22,7 @@ decode to `Unsupported(type)` once the checksum is verified: valid PIM, just not
 
 Round trips: `decode(encode(m)) == m` always; `encode(decode(b)) == b` when `b` lists the
 known Hello options in our order (Holdtime, LAN Prune Delay, DR Priority, Generation ID,
-Address List, then the others).
+Address List, then the others) with one IPv4-only Address List.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ HOLDTIME_FOREVER = 0xFFFF  # Hello and Join/Prune holdtime: never time the state
 MAX_JP_PAYLOAD = 1400  # the largest Join/Prune message (PIM header included) we build
 
 AF_IPV4 = 1
+AF_IPV6 = 2
 ENCODING_NATIVE = 0
+_FAMILY_LEN = {AF_IPV4: 4, AF_IPV6: 16}  # octets of an encoded-unicast address's body
 ENCODED_UNICAST_LEN = 6
 ENCODED_GROUP_LEN = 8
 ENCODED_SOURCE_LEN = 8
@@ -352,13 +356,28 @@ def _check_format(family: int, encoding: int, what: str) -> None:
 
 
 def _decode_address_list(value: bytes) -> tuple[str, ...]:
-    if len(value) % ENCODED_UNICAST_LEN:
-        raise DecodeError("bad-option-length", f"address list of {len(value)} octets")
+    """The IPv4 entries of one Address List option (4.9.2). Entries are encoded-unicast
+    addresses of their family's length: IPv6 ones (a dual-stack neighbor such as FRR lists
+    its IPv6 addresses too) are skipped, this daemon being IPv4 only. An entry of another
+    family or encoding has no length we know, so the rest of the option is ignored; an
+    entry cut short by the option's end makes the option malformed."""
     out = []
-    for off in range(0, len(value), ENCODED_UNICAST_LEN):
-        family, encoding, addr = _UNICAST.unpack_from(value, off)
-        _check_format(family, encoding, "address list")
-        out.append(socket.inet_ntoa(addr))
+    off = 0
+    while off < len(value):
+        if len(value) - off < 2:
+            raise DecodeError("bad-option-length", f"address list: {len(value) - off} "
+                              "octets left, an encoded address needs more")
+        family, encoding = value[off], value[off + 1]
+        size = _FAMILY_LEN.get(family)
+        if size is None or encoding != ENCODING_NATIVE:
+            break
+        end = off + 2 + size
+        if end > len(value):
+            raise DecodeError("bad-option-length", f"address list: family {family} entry "
+                              f"of {size} octets cut at {len(value) - off - 2}")
+        if family == AF_IPV4:
+            out.append(socket.inet_ntoa(value[off + 2 : end]))
+        off = end
     return tuple(out)
 
 
@@ -384,6 +403,9 @@ def _decode_hello(data: bytes) -> Hello:
         if kind not in _KNOWN_OPTIONS:
             unknown.append((kind, value))
             continue
+        if kind == OptionType.ADDRESS_LIST:  # may come once per address family (FRR)
+            addresses += _decode_address_list(value)
+            continue
         if kind in seen:
             raise DecodeError("duplicate-option", f"option {kind}")
         seen.add(kind)
@@ -397,10 +419,8 @@ def _decode_hello(data: bytes) -> Hello:
             lan_prune_delay = LanPruneDelay(word & 0x7FFF, override, bool(word & 0x8000))
         elif kind == OptionType.DR_PRIORITY:
             dr_priority = _U32.unpack(value)[0]
-        elif kind == OptionType.GENERATION_ID:
-            generation_id = _U32.unpack(value)[0]
         else:
-            addresses = _decode_address_list(value)
+            generation_id = _U32.unpack(value)[0]
     return Hello(holdtime, lan_prune_delay, dr_priority, generation_id, addresses, tuple(unknown))
 
 

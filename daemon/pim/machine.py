@@ -187,9 +187,12 @@ class PimInterfaceConfig:
     jp_holdtime: float = 210.0
     propagation_delay: float = 0.5
     override_interval: float = 2.5
+    secondary: tuple[str, ...] = ()  # sent in the Hello's Address List (4.3.4)
 
     def __post_init__(self) -> None:
         _check_addr("address", self.address)
+        for a in self.secondary:
+            _check_addr("secondary", a)
         if not 0 <= self.dr_priority <= 0xFFFFFFFF:
             raise ValueError(f"dr_priority out of range: {self.dr_priority}")
         for name in ("hello_period", "jp_period"):
@@ -810,6 +813,7 @@ class PimRouter:
             ),
             dr_priority=c.dr_priority,
             generation_id=itf.generation_id,
+            addresses=c.secondary,
         )
         itf.counts["hellos-sent"] += 1
         itf.hello_sent = True
@@ -921,7 +925,7 @@ class PimRouter:
 
     def _on_join_prune(self, itf: _Interface, src: str, jp: JoinPrune, now: float) -> None:
         itf.counts["jp-received"] += 1
-        if jp.upstream_neighbor != itf.config.address:
+        if jp.upstream_neighbor not in (itf.config.address, *itf.config.secondary):
             self._see_join_prune(itf, jp, now)
             return
         if src not in itf.neighbors:

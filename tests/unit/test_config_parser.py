@@ -978,7 +978,11 @@ MUTATIONS = [
     (BFD_BASE, "#\nospf 1", "#\nbfd a bind peer-ip 3.3.3.3\n discriminator local 0\n#\nospf 1",
      51, "local discriminator must be an integer 1..4294967295"),
     (BFD_BASE, "#\nospf 1", "#\nbfd a bind peer-ip 3.3.3.3\n discriminator local 1\n commit\n"
-     "#\nospf 1", 52, "commit needs discriminator local and remote"),
+     "#\nospf 1", 52, "commit needs discriminator local and remote (or 'auto' on the bind)"),
+    (BFD_BASE, "#\nospf 1", "#\nbfd a bind peer-ip 3.3.3.3 auto\n discriminator remote 7\n"
+     " commit\n#\nospf 1", 51, "an auto session negotiates its discriminators"),
+    (BFD_BASE, "#\nospf 1", "#\nbfd a bind peer-ip 3.3.3.3 auto source-ip 1.1.1.1\n#\nospf 1",
+     50, "wrong arguments"),
     (BFD_BASE, "#\nospf 1", "#\nbfd a bind peer-ip 3.3.3.3 interface GE0/1/9\n#\nospf 1", 50,
      "no interface GigabitEthernet0/1/9"),
     (BFD_BASE, "#\nospf 1", "#\nbfd a bind peer-ip 3.3.3.3 source-ip 9.9.9.9\n#\nospf 1", 50,

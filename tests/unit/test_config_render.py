@@ -132,6 +132,10 @@ def full_model() -> DeviceConfig:
         name="link", line=0, peer_ip=ip("10.0.13.3"), interface="GigabitEthernet0/1/1",
         discriminator_local=11,
     )
+    cfg.bfd_sessions["frr"] = BfdSession(
+        name="frr", line=0, peer_ip=ip("10.0.13.4"), interface="GigabitEthernet0/1/1",
+        committed=True, auto=True,
+    )
     cfg.ospf[1] = Ospf(
         process=1, line=0, router_id=ip("1.1.1.1"),
         areas={
@@ -244,6 +248,9 @@ bfd to-b bind peer-ip 3.3.3.3 source-ip 1.1.1.1
 #
 bfd link bind peer-ip 10.0.13.3 interface GigabitEthernet0/1/1
  discriminator local 11
+#
+bfd frr bind peer-ip 10.0.13.4 interface GigabitEthernet0/1/1 auto
+ commit
 #
 ospf 1 router-id 1.1.1.1
  area 0.0.0.0

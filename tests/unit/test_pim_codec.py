@@ -264,13 +264,39 @@ def test_header_errors() -> None:
         ("0001 0003 0069", "bad-option-length"),  # overruns the message
         ("0001 00", "bad-length"),  # half an option header
         ("0018 0005 0100 0a0d00", "bad-option-length"),  # not whole encoded addresses
-        ("0018 0006 0200 0a0d0001", "bad-family"),  # IPv6 in the address list
-        ("0018 0006 0101 0a0d0001", "bad-encoding"),
+        ("0018 0006 0200 0a0d0001", "bad-option-length"),  # an IPv6 entry is 18 octets
+        ("0018 0007 0100 0a0d0001 01", "bad-option-length"),  # half an entry header
         ("0001 0002 0069 0001 0002 0069", "duplicate-option"),
     ],
 )
 def test_bad_hello_options(options: str, why: str) -> None:
     assert reason(fix_checksum(bytes.fromhex("2000 0000" + options))) == why
+
+
+V6_LIST = "0018 0024 0200 fe800000000000000000000000000001 0200 20010db8000000000000000000000002"
+
+
+def hello_from(options: str) -> Hello:
+    msg = decode(fix_checksum(bytes.fromhex("2000 0000" + options)))
+    assert isinstance(msg, Hello)
+    return msg
+
+
+def test_a_dual_stack_neighbor_lists_ipv4_and_ipv6_addresses() -> None:
+    """FRR's default (send-v6-secondary): a second Address List with its IPv6 addresses,
+    before or after the IPv4 one; the IPv6 entries are skipped, the Hello is kept."""
+    v4 = "0018 000c 0100 0a0d0001 0100 c0a80001"
+    for options in (v4 + V6_LIST, V6_LIST + v4):
+        h = hello_from("0001 0002 0069" + options)
+        assert h.holdtime == 105 and h.addresses == ("10.13.0.1", "192.168.0.1")
+    assert hello_from(V6_LIST).addresses == ()
+    mixed = "0018 0018 0200 fe800000000000000000000000000001 0100 0a0d0001"
+    assert hello_from(mixed).addresses == ("10.13.0.1",)
+
+
+def test_an_address_of_unknown_family_or_encoding_ends_its_list() -> None:
+    assert hello_from("0018 000c 0100 0a0d0001 0101 0a0d0002").addresses == ("10.13.0.1",)
+    assert hello_from("0018 000c 0100 0a0d0001 0900 0a0d0002").addresses == ("10.13.0.1",)
 
 
 def mutate(offset: int, value: int) -> bytes:

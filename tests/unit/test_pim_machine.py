@@ -800,6 +800,22 @@ def test_rpf_neighbor_named_by_a_secondary_address() -> None:
     assert r.snapshot(10.0).groups[0].rpf_prime_neighbor == UP_NBR
 
 
+def test_secondary_addresses_are_listed_and_joined_to() -> None:
+    """Our Hellos carry the interface's secondary addresses (4.3.4), so a neighbor whose
+    route names one of them sends its Join there, and that Join is for us."""
+    secondary = "10.1.0.12"
+    config = PimConfig("1.1.1.1", RP, (PimInterfaceConfig(LAN, US, secondary=(secondary,)),))
+    r = PimRouter(config, rng=random.Random(3))
+    (hello,) = hellos(r.interface_up(LAN, 0.0) + r.tick(5.0))
+    assert hello.addresses == (secondary,)
+    assert decode(encode(hello)) == hello
+    r.packet_received(LAN, OTHER, Hello(105, None, 1, 9), 6.0)
+    out = r.packet_received(LAN, OTHER, jp(secondary, joins=[G]), 7.0)
+    assert OifsChanged(G, frozenset({LAN})) in out
+    with pytest.raises(ValueError, match="secondary"):
+        PimInterfaceConfig(LAN, US, secondary=("10.1.0.300",))
+
+
 # ---- scale ------------------------------------------------------------------------------
 
 
