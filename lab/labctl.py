@@ -20,12 +20,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from daemon.cli.protocol import ControlError, request
 from lab import netns
 from lab.capture import Endpoint as CaptureEndpoint
 from lab.capture import MultiCapture
+from lab.ovs import OvsError
 from lab.supervisor import DEFAULT_NAME, Lab, LabError
 from lab.topology import DEFAULT_TOPOLOGY, Topology, TopologyError, load_topology
 
@@ -74,7 +77,11 @@ def status(lab: Lab, topo: Topology) -> dict:
     for node in topo.nodes.values():
         rec = procs.get(node.name)
         daemon = "-"
-        if rec is not None:
+        if node.kind == "ovs":
+            mine = [p for p in st.procs if p.node == node.name]
+            daemon = ("dead" if not all(p.alive() for p in mine) else
+                      "running" if lab.ovs(node.name).ready() else "not answering")
+        elif rec is not None:
             if not rec.alive():
                 daemon = "dead"
             else:
@@ -140,27 +147,39 @@ def _show(output: object, as_json: bool) -> None:
 
 
 def cmd_cli(args: argparse.Namespace) -> int:
+    """VRP nodes answer on their daemon's control socket; Open vSwitch nodes through
+    ovs-appctl/ovs-vsctl (lab/ovs.py says which command goes where)."""
     lab = Lab(args.name)
-    path = _control(lab, args.device)
+    run: Callable[[str], object]
+    as_json = args.json
+    if lab.state().kinds.get(args.device) == "ovs":
+        as_json = False  # OVS prints its own formats (`ovs-vsctl --format=json list ...`)
+        ovs = lab.ovs(args.device)
+        run, errors, prompt_help = ovs.cli, (OvsError,), "ovs-vsctl or ovs-appctl commands"
+    else:
+        path = _control(lab, args.device)
+        run = partial(request, path, as_json=args.json)
+        errors, prompt_help = (ControlError,), "type 'help' for commands"
     if args.command:
         rc = 0
         for cmd in args.command:
             try:
-                _show(request(path, cmd, args.json), args.json)
-            except ControlError as exc:
+                _show(run(cmd), as_json)
+            except errors as exc:
                 print(exc, file=sys.stderr)
                 rc = 1
         return rc
-    return _interactive(args.device, path, args.json)
+    return _interactive(args.device, run, errors, prompt_help, as_json)
 
 
-def _interactive(device: str, path: str, as_json: bool) -> int:
+def _interactive(device: str, run: Callable[[str], object], errors: tuple[type[Exception], ...],
+                 prompt_help: str, as_json: bool) -> int:
     import readline
 
     history = Path.home() / ".ihb_lab_history"
     with contextlib.suppress(OSError):
         readline.read_history_file(history)
-    print(f"{device}: type 'help' for commands, 'quit' to leave")
+    print(f"{device}: {prompt_help}, 'quit' to leave")
     try:
         while True:
             try:
@@ -173,8 +192,8 @@ def _interactive(device: str, path: str, as_json: bool) -> int:
             if line in ("quit", "exit", "q"):
                 break
             try:
-                _show(request(path, line, as_json), as_json)
-            except ControlError as exc:
+                _show(run(line), as_json)
+            except errors as exc:
                 print(exc)
     except KeyboardInterrupt:
         print()
@@ -236,6 +255,10 @@ def _endpoint(topo: Topology, lab: Lab, node: str, ifname: str) -> CaptureEndpoi
     """Any interface of a node, linked or not (Eth-Trunk1 too), by VRP or Linux name."""
     if node not in topo.nodes:
         raise LabError(f"no node {node!r} in lab {lab.name} (nodes: {', '.join(topo.nodes)})")
+    if topo.nodes[node].kind == "ovs":
+        with contextlib.suppress(TopologyError):  # a linked port, by VRP or Linux name
+            end = topo.endpoint(node, ifname)
+            return CaptureEndpoint(node, end.ifname, end.linux)
     if topo.nodes[node].kind != "vrp":
         return CaptureEndpoint(node, ifname, ifname)
     from daemon.config.ifnames import canonical, to_linux

@@ -89,6 +89,18 @@ def set_link(ns: str, ifname: str, up: bool) -> None:
         s.link("set", index=idx[0], state="up" if up else "down")
 
 
+def tx_checksum_off(ns: str, ifname: str) -> None:
+    """Make the kernel fill in checksums before a frame leaves this veth. With offload on,
+    a veth hands its peer frames whose checksum is still to be computed; a userspace switch
+    (Open vSwitch's netdev datapath) reading them with a packet socket forwards them as they
+    are, with bad UDP/TCP checksums, and the receiver drops them."""
+    done = subprocess.run(exec_argv(ns, ["ethtool", "-K", ifname, "tx", "off"]),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LookupError(f"{ns}: ethtool -K {ifname} tx off: {done.stderr.strip()} "
+                          "(package ethtool)")
+
+
 def link_states(ns: str) -> dict[str, dict]:
     """Per interface: index, admin up, carrier, operstate (for status displays and tests)."""
     out = {}

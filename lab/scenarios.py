@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.cli.protocol import ControlError, request
+from daemon.config.ifnames import from_linux
 from daemon.log import parse_line
 from lab import netns
+from lab.ovs import OvsError
 from lab.supervisor import Lab
-from lab.topology import DEFAULT_TOPOLOGY
+from lab.topology import DEFAULT_TOPOLOGY, materialize
 
 ROOT = Path(__file__).resolve().parents[1]
 A_PORTS = ("ge0-1-1", "ge0-1-2", "ge0-1-3")
@@ -57,21 +58,23 @@ CONFIGS: dict[str, tuple[str, Callable[[str], str] | None]] = {
 }
 
 
-def topology(tmp: Path, config: str, revert_delay: int = 3, revert: bool = True) -> Path:
-    """The seed topology with `config` applied to DeviceA/DeviceB and a short revert delay
-    (so a restore's revert is measured in seconds, not the default 120 s). Keep it above
-    the LACP aggregate wait (2 s): a member handed back sooner than that after its link
-    returned still waits out the standard's 2 s before it may aggregate."""
-    out = tmp / f"topology-{config}-{revert_delay}-{int(revert)}"
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(DEFAULT_TOPOLOGY.parent, out)
+def topology(tmp: Path, config: str, revert_delay: int = 3, revert: bool = True,
+             base: Path = DEFAULT_TOPOLOGY) -> Path:
+    """The topology `base` (the seed by default, or a variant under lab/topologies) with
+    `config` applied to DeviceA/DeviceB and a short revert delay (so a restore's revert is
+    measured in seconds, not the default 120 s). Keep it above the LACP aggregate wait
+    (2 s): a member handed back sooner than that after its link returned still waits out
+    the standard's 2 s before it may aggregate."""
+    variant = base.parent.name
+    out = tmp / f"topology-{variant}-{config}-{revert_delay}-{int(revert)}"
+    path = materialize(base, out)
     extra = [f"timer revert delay {revert_delay}"] + ([] if revert else ["revert disable"])
     edit = CONFIGS[config][1]
     for dev in ("DeviceA", "DeviceB"):
         cfg = out / f"{dev}.cfg"
         text = _etrunk_lines(*extra)(cfg.read_text())
         cfg.write_text(edit(text) if edit else text)
-    return out / "topology.yaml"
+    return path
 
 
 # ----- state --------------------------------------------------------------------------
@@ -81,6 +84,10 @@ def show(lab: Lab, node: str, cmd: str):
 
 
 def c_distributing(lab: Lab) -> list[str]:
+    """DeviceC's members that carry traffic, by VRP name: distributing on the project's
+    DeviceC, enabled in the bond on Open vSwitch (whose ports are named ge0-1-x)."""
+    if lab.state().kinds.get("DeviceC") == "ovs":
+        return [from_linux(m) for m in lab.ovs("DeviceC").enabled_members()]
     trunk = show(lab, "DeviceC", "display eth-trunk 1")[0]
     return [m["name"] for m in trunk["members"] if m["mux"] == "DISTRIBUTING"]
 
@@ -94,7 +101,7 @@ def converged(lab: Lab) -> bool:
         rbs = show(lab, "DeviceB", "display remote-backup-service")[0]
         igmp = show(lab, "DeviceA", "display igmp interface")[0]
         dist = c_distributing(lab)
-    except (ControlError, OSError, KeyError, IndexError):
+    except (ControlError, OvsError, OSError, KeyError, IndexError):
         return False
     bfd_ok = a["bfd_session"] is None or a["bfd_state"] == "Up"
     return (a["state"] == "Master" and a["members"][0]["state"] == "Master"

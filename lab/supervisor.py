@@ -22,6 +22,7 @@ from pathlib import Path
 
 from daemon.cli.protocol import ControlError, request
 from lab import netns
+from lab.ovs import OvsError, OvsNode, missing_binaries
 from lab.routes import compute_routes
 from lab.topology import Topology
 
@@ -76,6 +77,7 @@ class LabState:
     created: float = field(default_factory=time.time)
     namespaces: list[str] = field(default_factory=list)
     procs: list[ProcRecord] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # node -> topology kind
 
     @staticmethod
     def load(path: Path) -> LabState:
@@ -108,6 +110,10 @@ class Lab:
     def log_path(self, node: str) -> str:
         return str(self.dir / "logs" / f"{node}.log")
 
+    def ovs(self, node: str) -> OvsNode:
+        """The private Open vSwitch of an `ovs` node (its files under the lab's directory)."""
+        return OvsNode(self.dir / node)
+
     def exists(self) -> bool:
         return self.dir.exists()
 
@@ -126,8 +132,14 @@ class Lab:
             progress(f"lab {self.name}: cleaning a leftover lab of the same name")
             self.down(progress)
         t0 = time.monotonic()
+        switches = [n for n in topo.nodes.values() if n.kind == "ovs"]
+        if switches and (missing := missing_binaries()):
+            raise LabError(f"{', '.join(n.name for n in switches)}: Open vSwitch is not "
+                           f"installed ({', '.join(missing)} missing); `make bootstrap` "
+                           "installs openvswitch-switch")
         (self.dir / "logs").mkdir(parents=True)
-        st = LabState(self.name, str(topo.path))
+        st = LabState(self.name, str(topo.path),
+                      kinds={n.name: n.kind for n in topo.nodes.values()})
         st.save(self.state_file)
 
         progress(f"namespaces: creating {len(topo.nodes)}")
@@ -150,6 +162,10 @@ class Lab:
         for node in topo.nodes.values():
             if node.kind == "host":
                 netns.configure_host(self.ns(node.name), node.host_interfaces, node.gateways)
+                for e in (e for a, b in topo.links for e in (a, b) if e.node == node.name):
+                    netns.set_link(self.ns(node.name), e.linux, True)  # unaddressed ports too
+        for node in switches:
+            self._start_ovs(topo, node.name, st, progress)
 
         routes = compute_routes(topo)
         vrp = [n for n in topo.nodes.values() if n.kind == "vrp"]
@@ -169,8 +185,38 @@ class Lab:
         progress(f"lab {self.name}: ready in {time.monotonic() - t0:.2f} s")
         return st
 
-    def _spawn(self, node: str, argv: list[str], control: str | None) -> ProcRecord:
-        log = self.log_path(node)
+    def _start_ovs(self, topo: Topology, node: str, st: LabState, progress: Progress) -> None:
+        """ovsdb-server, ovs-vswitchd, then the node's ovs-vsctl lines (each waits until
+        ovs-vswitchd has applied it). Its ports come up, and both ends of its links compute
+        checksums in the kernel (netns.tx_checksum_off says why)."""
+        t0 = time.monotonic()
+        ovs = self.ovs(node)
+        ends = [(e, other) for a, b in topo.links for e, other in ((a, b), (b, a))
+                if e.node == node]
+        try:
+            for e, other in ends:
+                netns.tx_checksum_off(self.ns(e.node), e.linux)
+                netns.tx_checksum_off(self.ns(other.node), other.linux)
+                netns.set_link(self.ns(e.node), e.linux, True)
+            ovs.create_db()
+            for name, argv in (("ovsdb-server", ovs.ovsdb_argv()),
+                               ("ovs-vswitchd", ovs.vswitchd_argv())):
+                st.procs.append(self._spawn(node, argv, None,
+                                            str(self.dir / "logs" / f"{node}.{name}.log")))
+                st.save(self.state_file)
+                if name == "ovsdb-server":
+                    ovs.wait_db()
+            cfg = topo.nodes[node]
+            ovs.configure(cfg.ovs_config, cfg.config_path.name if cfg.config_path else node)
+        except (OvsError, LookupError) as exc:
+            logs = "".join(f"\n{p.log}:\n{tail(p.log)}" for p in st.procs if p.node == node)
+            raise LabError(f"{node}: Open vSwitch did not start: {exc}{logs}") from exc
+        progress(f"  {node} Open vSwitch configured ({len(cfg.ovs_config)} ovs-vsctl lines, "
+                 f"{time.monotonic() - t0:.2f} s)")
+
+    def _spawn(self, node: str, argv: list[str], control: str | None,
+               log: str | None = None) -> ProcRecord:
+        log = log or self.log_path(node)
         with open(log, "ab") as out:
             proc = subprocess.Popen(netns.exec_argv(self.ns(node), argv), stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=out, start_new_session=True)

@@ -1,11 +1,14 @@
 """Topology files (YAML, in the spirit of containerlab): nodes and links between endpoints.
 
 A link endpoint is `Node:Interface`; for VRP nodes the interface is any VRP form
-(`DeviceA:GigabitEthernet0/1/2`, `DeviceA:GE0/1/2`), for hosts a Linux name (`Source:eth0`).
+(`DeviceA:GigabitEthernet0/1/2`, `DeviceA:GE0/1/2`), for hosts a Linux name (`Source:eth0`),
+for Open vSwitch nodes either (a VRP name becomes its Linux form, `ge0-1-2`, the port name
+the node's ovs-vsctl configuration uses).
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -14,9 +17,11 @@ import yaml
 
 from daemon.config import ConfigError, DeviceConfig, load
 from daemon.config.ifnames import canonical, to_linux
+from lab.ovs import ConfigLine, OvsError, parse_config
 
-DEFAULT_TOPOLOGY = Path(__file__).parent / "topologies" / "igmp-hot-backup" / "topology.yaml"
-KINDS = ("vrp", "host")
+TOPOLOGIES = Path(__file__).parent / "topologies"
+DEFAULT_TOPOLOGY = TOPOLOGIES / "igmp-hot-backup" / "topology.yaml"
+KINDS = ("vrp", "host", "ovs")
 
 
 class TopologyError(Exception):
@@ -41,6 +46,7 @@ class Node:
     config: DeviceConfig | None = None
     host_interfaces: dict[str, list[IPv4Interface]] = field(default_factory=dict)
     gateways: list[IPv4Address] = field(default_factory=list)
+    ovs_config: list[ConfigLine] = field(default_factory=list)
 
 
 @dataclass
@@ -63,7 +69,7 @@ class Topology:
 
 
 def _ifname(node: Node, name: str, where: str) -> str:
-    if node.kind == "host":
+    if node.kind == "host" or (node.kind == "ovs" and not _vrp_name(name)):
         return name
     try:
         return canonical(name)
@@ -71,8 +77,16 @@ def _ifname(node: Node, name: str, where: str) -> str:
         raise TopologyError(f"{where}: {exc}") from exc
 
 
+def _vrp_name(name: str) -> bool:
+    try:
+        canonical(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _linux(node: Node, ifname: str, where: str) -> str:
-    if node.kind == "host":
+    if node.kind == "host" or (node.kind == "ovs" and not _vrp_name(ifname)):
         linux = ifname
     else:
         linux = to_linux(ifname) or ""
@@ -130,6 +144,15 @@ def _node(path: Path, name: str, spec: object) -> Node:
         except ConfigError as exc:
             raise TopologyError(f"{where}: {exc}") from exc
         return Node(name, "vrp", cfg_path, cfg)
+    if spec["kind"] == "ovs":
+        if not spec.get("config"):
+            raise TopologyError(f"{where}: an ovs node needs 'config' (ovs-vsctl commands)")
+        cfg_path = (path.parent / str(spec["config"])).resolve()
+        try:
+            lines = parse_config(cfg_path.read_text(), cfg_path.name)
+        except (OSError, OvsError) as exc:
+            raise TopologyError(f"{where}: {exc}") from exc
+        return Node(name, "ovs", cfg_path, ovs_config=lines)
     try:
         ifs = {str(k): [IPv4Interface(a) for a in (v or [])]
                for k, v in (spec.get("interfaces") or {}).items()}
@@ -137,3 +160,26 @@ def _node(path: Path, name: str, spec: object) -> Node:
     except ValueError as exc:
         raise TopologyError(f"{where}: {exc}") from exc
     return Node(name, "host", host_interfaces=ifs, gateways=gws)
+
+
+def materialize(src: Path, out: Path) -> Path:
+    """A self-contained copy of a topology in `out`: every node's config file copied in
+    (variants share files with `../`), so a test or benchmark may edit its copies."""
+    try:
+        data = yaml.safe_load(src.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise TopologyError(f"{src}: {exc}") from exc
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    taken: set[str] = set()
+    for name, spec in (data.get("nodes") or {}).items():
+        if isinstance(spec, dict) and spec.get("config"):
+            cfg = (src.parent / str(spec["config"])).resolve()
+            target = cfg.name if cfg.name not in taken else f"{name}-{cfg.name}"
+            taken.add(target)
+            shutil.copyfile(cfg, out / target)
+            spec["config"] = target
+    dst = out / "topology.yaml"
+    dst.write_text(f"# materialized from {src}\n" + yaml.safe_dump(data, sort_keys=False))
+    return dst

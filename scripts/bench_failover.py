@@ -2,12 +2,14 @@
 fails, with IGMP hot backup and without?
 
 For each configuration (hot: the seed with BFD; no-backup: the RBP without `service-type
-igmp`; no-bfd: hello timeout only) and each scenario (lab/scenarios.py), N runs on one lab
-per configuration: traffic at RATE packets/s to 4 groups, the failure at t=1 s, the recovery
-(restore, revive) in the middle of the run where the scenario has one, then back to the
-start state. Outage = the longest gap between arrivals of new packets of a group around the
-event (max over the groups), measured on an ordinary socket in the Receiver namespace.
-Control events come from the daemons' logs (CLOCK_MONOTONIC, the clock of the arrivals).
+igmp`; no-bfd: hello timeout only), topology variant (the seed; one LACP system ID on both
+routers; Open vSwitch as DeviceC with either) and scenario (lab/scenarios.py), N runs on one
+lab per configuration and variant: traffic at RATE packets/s to 4 groups, the failure at
+t=1 s, the recovery (restore, revive) in the middle of the run where the scenario has one,
+then back to the start state. Outage = the longest gap between arrivals of new packets of
+a group around the event (max over the groups), measured on an ordinary socket in the
+Receiver namespace. Control events come from the daemons' logs (CLOCK_MONOTONIC, the clock
+of the arrivals).
 
 Writes bench/results/<timestamp>/: results.json (every run), results.md (median, p95 and
 max outage per scenario and configuration, with the no-backup/hot ratio), timeline-*.png
@@ -29,22 +31,35 @@ from pathlib import Path
 
 from lab import scenarios as sc
 from lab.capture import Endpoint, MultiCapture
+from lab.ovs import missing_binaries
 from lab.results import machine, stats
 from lab.supervisor import Lab
-from lab.topology import load_topology
+from lab.topology import DEFAULT_TOPOLOGY, TOPOLOGIES, load_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 # (config, scenario, runs: a multiple of N, or minus an absolute count, run seconds or None
 # for the scenario's own). Runs last long enough to see the slow cases end: relearning
 # from fresh reports takes up to the 10 s query response time, the hello fail time is
 # 20 s, and LACP's slow partner timeout (silent failure) 90 s.
-PLAN: list[tuple[str, str, float, float | None]] = [
-    ("hot", "pull-ac", 1.0, None), ("hot", "a-dies", 0.5, None), ("hot", "a-crashes", 1.0, None),
-    ("hot", "a-stops", 1.0, None), ("hot", "pull-ab", 1.0, None),
-    ("hot", "b-dies", 1.0, None), ("hot", "silent-a", -1, 100.0), ("hot", "flap", -1, 25.0),
-    ("no-backup", "pull-ac", 0.5, 26.0), ("no-backup", "a-stops", 0.3, 14.0),
-    ("no-bfd", "a-dies", -2, 50.0), ("no-bfd", "a-stops", 0.3, None),
+PLAN: list[tuple[str, str, float, float | None, str]] = [
+    ("hot", "pull-ac", 1.0, None, "seed"), ("hot", "a-dies", 0.5, None, "seed"),
+    ("hot", "a-crashes", 1.0, None, "seed"), ("hot", "a-stops", 1.0, None, "seed"),
+    ("hot", "pull-ab", 1.0, None, "seed"), ("hot", "b-dies", 1.0, None, "seed"),
+    ("hot", "silent-a", -1, 100.0, "seed"), ("hot", "flap", -1, 25.0, "seed"),
+    ("no-backup", "pull-ac", 0.5, 26.0, "seed"), ("no-backup", "a-stops", 0.3, 14.0, "seed"),
+    ("no-bfd", "a-dies", -2, 50.0, "seed"), ("no-bfd", "a-stops", 0.3, None, "seed"),
 ]
+# The access switch and the LACP identity (lab/topologies): the seed's two system IDs or
+# one shared ID, toward the project's DeviceC or Open vSwitch. Every failure of DeviceA or
+# its link, half as many runs. (silent-a needs fast LACP on the switch: seed only.)
+VARIANTS = {"seed": DEFAULT_TOPOLOGY,
+            "shared-id": TOPOLOGIES / "igmp-hot-backup-shared-id" / "topology.yaml",
+            "ovs": TOPOLOGIES / "igmp-hot-backup-ovs" / "topology.yaml",
+            "ovs-shared-id": TOPOLOGIES / "igmp-hot-backup-ovs-shared-id" / "topology.yaml"}
+PLAN += [("hot", scen, 0.5, secs, variant) for variant in VARIANTS if variant != "seed"
+         for scen, secs in (("pull-ac", None), ("a-dies", None), ("a-crashes", None),
+                            ("a-stops", None), ("pull-ab", None), ("b-dies", None),
+                            ("flap", 25.0))]
 
 
 # the endpoints that tell a failover's story in one pcapng: LACP on DeviceC's members,
@@ -185,26 +200,29 @@ def table(results: dict, machine_info: dict, rate: int) -> str:
     lines = ["# Failover benchmark", "",
              f"Machine: {machine_info['cpus']} CPUs ({machine_info['cpu_model']}), kernel "
              f"{machine_info['kernel']}, load at start {machine_info['loadavg_at_start']}; "
-             f"{rate} packets/s per group, 4 groups.", "",
-             "| scenario | config | runs | median outage ms | p95 | max | recovery median ms "
-             "| lost (total) | dups | baseline/hot (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    hot = {k.split("/")[0]: stats([r["outage_ms"] for r in v])
-           for k, v in results.items() if k.endswith("/hot")}
+             f"{rate} packets/s per group, 4 groups. Topology: seed = the seed's DeviceC and "
+             "two LACP system IDs, shared-id = one system ID on both routers, ovs = Open "
+             "vSwitch as DeviceC.", "",
+             "| scenario | topology | config | runs | median outage ms | p95 | max "
+             "| recovery median ms | lost (total) | dups | baseline/hot (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    hot = {(k.split("/")[0], k.split("/")[2]): stats([r["outage_ms"] for r in v])
+           for k, v in results.items() if k.split("/")[1] == "hot"}
     for key, runs in results.items():
-        scen, config = key.split("/")
+        scen, config, variant = key.split("/")
         s = stats([r["outage_ms"] for r in runs])
         rec = stats([r["recovery_outage_ms"] for r in runs if r["recovery_outage_ms"]])
         if not s:
-            lines.append(f"| {scen} | {config} | 0 | - | - | - | - | - | - | - |")
+            lines.append(f"| {scen} | {variant} | {config} | 0 | - | - | - | - | - | - | - |")
             continue
         ratio = "-"
-        if config != "hot" and hot.get(scen) and hot[scen]["median"] > 0:
-            ratio = f"{s['median'] / hot[scen]['median']:.1f}x"
-        lines.append(f"| {scen} | {config} | {s.get('n', 0)} | {s.get('median', '-')} | "
-                     f"{s.get('p95', '-')} | {s.get('max', '-')} | {rec.get('median', '-')} | "
-                     f"{sum(r['lost'] for r in runs)} | {sum(r['duplicates'] for r in runs)} "
-                     f"| {ratio} |")
+        base = hot.get((scen, variant))
+        if config != "hot" and base and base["median"] > 0:
+            ratio = f"{s['median'] / base['median']:.1f}x"
+        lines.append(f"| {scen} | {variant} | {config} | {s.get('n', 0)} | "
+                     f"{s.get('median', '-')} | {s.get('p95', '-')} | {s.get('max', '-')} | "
+                     f"{rec.get('median', '-')} | {sum(r['lost'] for r in runs)} | "
+                     f"{sum(r['duplicates'] for r in runs)} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -214,6 +232,8 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=10, help="runs of the fast scenarios")
     ap.add_argument("--rate", type=int, default=1000, help="packets/s per group")
     ap.add_argument("--only", help="comma-separated scenario names")
+    ap.add_argument("--topologies", default=",".join(VARIANTS),
+                    help=f"comma-separated topology variants ({', '.join(VARIANTS)})")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--capture", action="store_true",
                     help="also capture each scenario's first run (pcapng in the results)")
@@ -228,24 +248,34 @@ def main() -> int:
     timelines: dict[str, dict] = {}
     rng = random.Random(1)
     t_start = time.monotonic()
-    plan = [p for p in PLAN if not args.only or p[1] in args.only.split(",")]
+    wanted = args.topologies.split(",")
+    if unknown := set(wanted) - set(VARIANTS):
+        print(f"bench: unknown topology {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if missing_binaries() and any(v.startswith("ovs") for v in wanted):
+        print("bench: Open vSwitch is not installed (make bootstrap): ovs variants skipped",
+              flush=True)
+        wanted = [v for v in wanted if not v.startswith("ovs")]
+    plan = [p for p in PLAN if (not args.only or p[1] in args.only.split(","))
+            and p[4] in wanted]
     with tempfile.TemporaryDirectory() as tmp:
-        for config in dict.fromkeys(c for c, _, _, _ in plan):
-            lab = Lab(f"bf-{config}")
-            lab.up(load_topology(sc.topology(Path(tmp), config)))
+        for config, variant in dict.fromkeys((c, v) for c, _, _, _, v in plan):
+            lab = Lab(f"bf-{config}-{variant}"[:24])
+            lab.up(load_topology(sc.topology(Path(tmp), config, base=VARIANTS[variant])))
             try:
-                for cfg, name, mult, secs in plan:
-                    if cfg != config:
+                for cfg, name, mult, secs, var in plan:
+                    if (cfg, var) != (config, variant):
                         continue
                     runs = int(-mult) if mult < 0 else max(1, round(args.n * mult))
-                    key = f"{name}/{config}"
+                    key = f"{name}/{config}/{variant}"
                     results[key] = []
                     for i in range(runs):
-                        dump = Path(tmp) / f"{name}-{config}-{i}.json"
+                        dump = Path(tmp) / f"{name}-{config}-{variant}-{i}.json"
                         cap = None
                         if args.capture and i == 0:
                             cap = MultiCapture(lab, STORY,
-                                               outdir / f"capture-{name}-{config}.pcapng")
+                                               outdir / f"capture-{name}-{config}-{variant}"
+                                                        ".pcapng")
                             cap.start()
                         try:
                             run = one_run(lab, name, args.rate, dump, rng, secs)
@@ -261,8 +291,9 @@ def main() -> int:
                         results[key].append(run)
                         arrivals = json.loads(dump.read_text()) if dump.exists() else {}
                         best = timelines.setdefault(name, {})
-                        if config not in best or i == runs // 2:
-                            best[config] = (arrivals, run)
+                        label = config if variant == "seed" else f"{config} @ {variant}"
+                        if label not in best or i == runs // 2:
+                            best[label] = (arrivals, run)
                         print(f"[{time.monotonic() - t_start:6.0f} s] {key} run {i + 1}/{runs}"
                               f": outage {run['outage_ms']} ms"
                               + (f", recovery {run['recovery_outage_ms']} ms"
