@@ -37,6 +37,11 @@ from daemon.etrunk.codec import (
 )
 
 SEQUENCE_LIMIT = 2**64
+# How long a member reported down by a peer that just appeared is not taken over (rule 5):
+# long enough for a starting device's ports to show carrier (the kernel's link watch can
+# take tens of ms), short enough to hide inside the switch's 2 s aggregate wait for a port
+# that has just come up.
+PEER_SETTLE_S = 0.5
 
 
 def sequence_origin(unix_time: float) -> int:
@@ -61,7 +66,7 @@ class Cause(StrEnum):
 
 
 class MemberCause(StrEnum):
-    """Why a member has its role. VRP's member causes, plus four of ours (marked)."""
+    """Why a member has its role. VRP's member causes, plus some of ours (marked)."""
 
     ETRUNK_INIT = "ETRUNK_INIT"
     ETRUNK_MASTER = "ETRUNK_MASTER"
@@ -75,6 +80,7 @@ class MemberCause(StrEnum):
     PEER_MEMBER_MASTER = "PEER_MEMBER_MASTER"  # ours: the peer's member is master and up
     REVERT_DELAY = "REVERT_DELAY"  # ours: master held for the revert delay before handing back
     NO_UPSTREAM = "NO_UPSTREAM"  # ours: peer lost and this device has no route to the streams
+    PEER_STARTING = "PEER_STARTING"  # ours: the peer appeared a moment ago, member not up yet
 
 
 class TimerName(StrEnum):
@@ -82,6 +88,7 @@ class TimerName(StrEnum):
     INIT = "init"  # start-up: our own fail time without hearing the peer
     PEER = "peer"  # the peer's advertised fail time since its last valid hello
     REVERT = "revert"  # per member: the revert delay
+    SETTLE = "settle"  # PEER_SETTLE_S after the peer appeared
 
 
 TRANSITIONS: Mapping[ETrunkState, frozenset[ETrunkState]] = {
@@ -111,6 +118,7 @@ def member_role(
     remote: Member | None,
     attached: bool = False,
     upstream: bool = True,
+    peer_starting: bool = False,
 ) -> tuple[MemberRole, MemberCause]:
     """The role one member should have now, from our side's view; pure, so both sides agree.
 
@@ -118,7 +126,10 @@ def member_role(
     `attached` says whether the switch has the peer's Eth-Trunk in its aggregate).
     `attached`: the switch has ours in its aggregate (LACP partner in sync: its aggregate
     wait is over and it uses our link, or will the moment we are in sync too); `upstream`:
-    our device has a route toward the streams it would forward (the RP). In order:
+    our device has a route toward the streams it would forward (the RP); `peer_starting`:
+    the peer appeared, just started (in Init), less than PEER_SETTLE_S ago, and its member
+    has not been up since.
+    In order:
 
     1. force-master / force-backup: as configured.
     2. E-Trunk INIT: backup (ETRUNK_INIT); nobody forwards before we know about the peer.
@@ -127,7 +138,14 @@ def member_role(
        still have one. (With the peer known this never matters: a device that reaches its
        peer reaches the streams through it unless neither can.)
     4. The peer has no such member: master (NO_PEER_MEMBER).
-    5. The peer's member is down: master (PEER_MEMBER_DOWN); ours down: backup.
+    5. The peer's member is down: master (PEER_MEMBER_DOWN); ours down: backup. Except that
+       a backup member does not take the role from a peer that has just started (its first
+       hello in Init, a moment ago) and whose member has not been up yet (PEER_STARTING): a
+       device that just started reports its member before the kernel has signalled its
+       ports' carrier, and a member taken then would be held for the revert delay (7b)
+       although both came up together. A member that was up before and went down, or one
+       reported down by a peer that was already running (a healed partition, our own
+       restart), is taken over at once.
     6. Both up, the peer's member forced: the other role.
     7. Both up, both auto: the E-Trunk master's member is the master, except that
        a. a member that is backup stays backup while the peer's is master (and up);
@@ -169,6 +187,8 @@ def member_role(
     if remote is None:
         return MemberRole.MASTER, MemberCause.NO_PEER_MEMBER
     if not remote.phy_up:
+        if peer_starting and current is MemberRole.BACKUP:
+            return MemberRole.BACKUP, MemberCause.PEER_STARTING
         return MemberRole.MASTER, MemberCause.PEER_MEMBER_DOWN
     if not local_up:
         return MemberRole.BACKUP, MemberCause.LOCAL_MEMBER_DOWN
@@ -403,6 +423,7 @@ class ETrunkMachine:
         self._stopped = False
         self._peer: PeerSnapshot | None = None
         self._peer_members: dict[int, Member] = {}
+        self._peer_starting: set[int] = set()  # peer members not up since it appeared
         self._last_seq: int | None = None
         self._next_seq = sequence_start
         self._bfd_up: bool | None = None
@@ -603,6 +624,10 @@ class ETrunkMachine:
         expires = now + msg.fail_100ms / 10
         if self._peer is None:
             self._ntt = True  # (re)appeared: let it hear from us now, not next period
+            if msg.state is ETrunkState.INIT:  # it has just started (not a healed partition)
+                self._peer_starting = set(self._members)
+                self._timers.start(TimerName.SETTLE, now + PEER_SETTLE_S)
+        self._peer_starting -= {m.trunk_id for m in msg.members if m.phy_up}
         self._peer = PeerSnapshot(
             address=src,
             priority=msg.priority,
@@ -630,6 +655,8 @@ class ETrunkMachine:
             return  # nothing to lose (a goodbye in INIT still ends the wait for the peer)
         self._peer = None
         self._peer_members = {}
+        self._peer_starting = set()
+        self._timers.stop(TimerName.SETTLE)
         self._timers.stop(TimerName.PEER)
         self._timers.stop(TimerName.INIT)
         self._set_state(ETrunkState.MASTER, cause, now)
@@ -650,6 +677,8 @@ class ETrunkMachine:
                 self._set_state(ETrunkState.MASTER, Cause.TIMEOUT, now)
             elif timer is TimerName.PEER:
                 self._lose_peer(Cause.PEER_TIMEOUT, now)
+            elif timer is TimerName.SETTLE:
+                self._peer_starting = set()
             else:  # REVERT
                 self._members[member].revert_done = True
 
@@ -667,6 +696,7 @@ class ETrunkMachine:
             remote=remote,
             attached=m.attached and m.phy_up,
             upstream=self._upstream,
+            peer_starting=m.cfg.trunk_id in self._peer_starting,
         )
         tid = m.cfg.trunk_id
         if cause is MemberCause.REVERT_DELAY:

@@ -30,14 +30,19 @@ def mfc(lab, node: str) -> dict[str, dict]:
 
 def converged(lab) -> None:
     """DeviceC aggregates toward DeviceA, DeviceA queries on Eth-Trunk1, RBS is up."""
+    seen: dict[str, object] = {}
+
     def ready() -> bool:
         c = display(lab, "DeviceC", "display eth-trunk 1")[0]
-        toward_a = [m["name"] for m in c["members"] if m["mux"] == "DISTRIBUTING"]
-        igmp = display(lab, "DeviceA", "display igmp interface")[0]
-        rbs = display(lab, "DeviceB", "display remote-backup-service")[0]
-        return (toward_a == ["GigabitEthernet0/1/2"] and igmp["state"] == "up"
-                and rbs["tcp_state"] == "connected")
-    wait_for(ready, 20, "the seed lab converged")
+        seen["c_distributing"] = [m["name"] for m in c["members"] if m["mux"] == "DISTRIBUTING"]
+        seen["a_igmp"] = display(lab, "DeviceA", "display igmp interface")[0]["state"]
+        seen["rbs"] = display(lab, "DeviceB", "display remote-backup-service")[0]["tcp_state"]
+        return seen == {"c_distributing": ["GigabitEthernet0/1/2"], "a_igmp": "up",
+                        "rbs": "connected"}
+    try:
+        wait_for(ready, 20, "the seed lab converged")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen {seen}") from exc
 
 
 def start_traffic(lab, seconds: float, rate: int = 500) -> tuple[subprocess.Popen, ...]:

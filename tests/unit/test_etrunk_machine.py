@@ -20,6 +20,7 @@ from daemon.etrunk.codec import (
     encode,
 )
 from daemon.etrunk.machine import (
+    PEER_SETTLE_S,
     TRANSITIONS,
     Cause,
     ETrunkConfig,
@@ -899,3 +900,55 @@ def test_a_member_master_from_the_start_holds_like_one_that_took_over(
     lab.run_until(5.0)
     # revert enabled: handed back after the delay; disabled: kept, as configured
     assert lab.roles() == ((MASTER, BACKUP) if revert_enabled else (BACKUP, MASTER))
+
+
+def test_a_peer_whose_member_comes_up_as_it_starts_keeps_the_role() -> None:
+    # The lab's start: DeviceA's first hellos report its member down because the kernel has
+    # not signalled its port's carrier yet (tens of ms), while DeviceB's is up. DeviceB must
+    # not take the member role for that moment: it would hold it for the revert delay
+    # (120 s by default) although both members came up together.
+    lab = Lab(make(SYS_A), make(SYS_B), lacp=False)
+    lab.machines["B"].member_phy(1, True, lab.now)
+    lab.do("B", "start")
+    lab.machines["A"].member_phy(1, False, lab.now)
+    lab.do("A", "start")
+    lab.run_until(0.04)
+    assert lab.member("B").cause is MemberCause.PEER_STARTING
+    lab.do("A", "member_phy", 1, True)
+    lab.run_until(PEER_SETTLE_S + 1.0)
+    assert lab.roles() == (MASTER, BACKUP)
+    assert not [o for _, o in lab.outputs("B", MemberRoleChanged) if o.role is MASTER]
+
+
+def test_a_peer_member_still_down_after_the_settle_is_taken_over() -> None:
+    lab = Lab(make(SYS_A), make(SYS_B), lacp=False)
+    lab.machines["B"].member_phy(1, True, lab.now)
+    lab.do("B", "start")
+    lab.machines["A"].member_phy(1, False, lab.now)
+    lab.do("A", "start")
+    lab.run_until(PEER_SETTLE_S - 0.01)
+    assert lab.roles() == (BACKUP, BACKUP)
+    lab.run_until(PEER_SETTLE_S + 2 * LATENCY)
+    assert lab.roles() == (BACKUP, MASTER)
+    assert lab.member("B").cause is MemberCause.PEER_MEMBER_DOWN
+    # a member that was up and then fails is taken over at once, settle or not
+    lab.do("A", "member_phy", 1, True)
+    lab.run_until(10.0)
+    lab.do("B", "member_phy", 1, False)
+    lab.run_until(10.0 + 2 * LATENCY)
+    assert lab.roles() == (MASTER, BACKUP)
+
+
+def test_a_running_peer_that_reappears_with_its_member_down_is_taken_over_at_once() -> None:
+    # B restarts while A's member is down (A running, MASTER): A's hellos are not in Init,
+    # so B takes the member at once; its port's aggregate wait is running anyway.
+    lab = Lab(make(SYS_A), make(SYS_B), lacp=False)
+    lab.machines["A"].member_phy(1, False, lab.now)
+    lab.do("A", "start")
+    lab.run_until(25.0)  # alone: master by timeout
+    assert lab.state("A")[0] is ETrunkState.MASTER
+    lab.machines["B"].member_phy(1, True, lab.now)
+    lab.do("B", "start")
+    lab.run_until(25.0 + 3 * LATENCY)
+    assert lab.roles() == (BACKUP, MASTER)
+    assert lab.member("B").cause is MemberCause.PEER_MEMBER_DOWN
