@@ -1,5 +1,6 @@
 # Every target that needs the venv or system tools bootstraps first, so each works alone on a
-# fresh Debian machine (as root). LAB names the lab (namespace prefix), default "ihb".
+# fresh Debian machine (as root). LAB names the lab (namespace prefix), default "ihb";
+# TOPOLOGY picks another topology file for lab-up (lab/topologies/*/topology.yaml).
 VENV   := .venv
 PY     := $(VENV)/bin/python
 LABCTL := $(VENV)/bin/labctl
@@ -13,7 +14,7 @@ bootstrap:
 	@./scripts/bootstrap.sh
 
 lab-up: bootstrap
-	$(LABCTL) up --name $(LAB)
+	$(LABCTL) up --name $(LAB) $(if $(TOPOLOGY),--topology $(TOPOLOGY))
 
 lab-down: bootstrap
 	$(LABCTL) down --name $(LAB)
