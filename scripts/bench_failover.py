@@ -51,15 +51,18 @@ PLAN: list[tuple[str, str, float, float | None, str]] = [
 ]
 # The access switch and the LACP identity (lab/topologies): the seed's two system IDs or
 # one shared ID, toward the project's DeviceC or Open vSwitch. Every failure of DeviceA or
-# its link, half as many runs. (silent-a needs fast LACP on the switch: seed only.)
+# its link, half as many runs (silent-a needs fast LACP on the switch: seed only). Open
+# vSwitch with the seed's two IDs gets one pull: after its revert OVS stays attached to
+# DeviceB, out of sync, and the lab never returns to the start state (README).
 VARIANTS = {"seed": DEFAULT_TOPOLOGY,
             "shared-id": TOPOLOGIES / "igmp-hot-backup-shared-id" / "topology.yaml",
             "ovs": TOPOLOGIES / "igmp-hot-backup-ovs" / "topology.yaml",
             "ovs-shared-id": TOPOLOGIES / "igmp-hot-backup-ovs-shared-id" / "topology.yaml"}
-PLAN += [("hot", scen, 0.5, secs, variant) for variant in VARIANTS if variant != "seed"
+PLAN += [("hot", scen, 0.5, secs, variant) for variant in ("shared-id", "ovs-shared-id")
          for scen, secs in (("pull-ac", None), ("a-dies", None), ("a-crashes", None),
                             ("a-stops", None), ("pull-ab", None), ("b-dies", None),
                             ("flap", 25.0))]
+PLAN += [("hot", "pull-ac", -1, None, "ovs")]
 
 
 # the endpoints that tell a failover's story in one pcapng: LACP on DeviceC's members,
