@@ -1182,9 +1182,15 @@ class Device:
 
     async def stop(self) -> None:
         """A clean stop's goodbyes, sent while the protocol tasks still run, so the peers
-        take over at once instead of waiting for their timers: E-Trunk GOODBYE, BFD
-        AdminDown, and LACPDUs without synchronization."""
+        take over at once instead of waiting for their timers. Break before make: the
+        Eth-Trunks stop distributing first (LACPDUs without synchronization), and only then
+        does the E-Trunk GOODBYE let the peer's member take over. The other way round both
+        routers forward for a moment, and a switch that has both members in one aggregate
+        (one LACP system ID on both routers) delivers both copies. Then BFD AdminDown, RBS
+        and PIM."""
         with trio.move_on_after(2):
+            for trunk in self.trunks.values():
+                await trunk.stop()
             for et in self.etrunks.values():
                 await et.service.stop()
             if self.bfd is not None:
@@ -1193,8 +1199,6 @@ class Device:
                 await rbs.stop()
             if self.pim is not None:
                 await self.pim.stop()
-            for trunk in self.trunks.values():
-                await trunk.stop()
 
     def _cleanup(self) -> None:
         """Remove the kernel objects this daemon created (also after a failed start)."""
