@@ -842,7 +842,8 @@ class Device:
 
     def _build_bfd(self) -> None:
         sessions = {}
-        taken = {s.discriminator_local for s in self.cfg.bfd_sessions.values()}
+        taken = {s.discriminator_local for s in self.cfg.bfd_sessions.values()
+                 if s.discriminator_local is not None}
         for sess in self.cfg.bfd_sessions.values():
             source = sess.source_ip
             device = None

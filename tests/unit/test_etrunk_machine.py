@@ -877,6 +877,16 @@ def test_counters_in_the_snapshot() -> None:
     assert a.next_sequence == sequence_origin(WALL) + a.sent
 
 
+def b_up_then_a_down(**kw: object) -> Lab:
+    """DeviceB starts with its member up, then DeviceA with its member down (no LACP)."""
+    lab = Lab(make(SYS_A, **kw), make(SYS_B, **kw), lacp=False)  # type: ignore[arg-type]
+    lab.machines["B"].member_phy(1, True, lab.now)
+    lab.do("B", "start")
+    lab.machines["A"].member_phy(1, False, lab.now)
+    lab.do("A", "start")
+    return lab
+
+
 @pytest.mark.parametrize("revert_enabled", [True, False])
 def test_a_member_master_from_the_start_holds_like_one_that_took_over(
     revert_enabled: bool,
@@ -885,12 +895,7 @@ def test_a_member_master_from_the_start_holds_like_one_that_took_over(
     # member is master from its first decision, never saw A's as master, and has not
     # forwarded yet (the switch is waiting out its aggregate wait on B's port). A's returning
     # link must not take the role back: the switch would start a second wait on A's port.
-    lab = Lab(make(SYS_A, revert_delay_s=3, revert_enabled=revert_enabled),
-              make(SYS_B, revert_delay_s=3, revert_enabled=revert_enabled), lacp=False)
-    lab.machines["B"].member_phy(1, True, lab.now)
-    lab.do("B", "start")
-    lab.machines["A"].member_phy(1, False, lab.now)
-    lab.do("A", "start")
+    lab = b_up_then_a_down(revert_delay_s=3, revert_enabled=revert_enabled)
     lab.run_until(1.0)
     assert lab.roles() == (BACKUP, MASTER)
     lab.do("A", "member_phy", 1, True)
@@ -907,11 +912,7 @@ def test_a_peer_whose_member_comes_up_as_it_starts_keeps_the_role() -> None:
     # not signalled its port's carrier yet (tens of ms), while DeviceB's is up. DeviceB must
     # not take the member role for that moment: it would hold it for the revert delay
     # (120 s by default) although both members came up together.
-    lab = Lab(make(SYS_A), make(SYS_B), lacp=False)
-    lab.machines["B"].member_phy(1, True, lab.now)
-    lab.do("B", "start")
-    lab.machines["A"].member_phy(1, False, lab.now)
-    lab.do("A", "start")
+    lab = b_up_then_a_down()
     lab.run_until(0.04)
     assert lab.member("B").cause is MemberCause.PEER_STARTING
     lab.do("A", "member_phy", 1, True)
@@ -921,11 +922,7 @@ def test_a_peer_whose_member_comes_up_as_it_starts_keeps_the_role() -> None:
 
 
 def test_a_peer_member_still_down_after_the_settle_is_taken_over() -> None:
-    lab = Lab(make(SYS_A), make(SYS_B), lacp=False)
-    lab.machines["B"].member_phy(1, True, lab.now)
-    lab.do("B", "start")
-    lab.machines["A"].member_phy(1, False, lab.now)
-    lab.do("A", "start")
+    lab = b_up_then_a_down()
     lab.run_until(PEER_SETTLE_S - 0.01)
     assert lab.roles() == (BACKUP, BACKUP)
     lab.run_until(PEER_SETTLE_S + 2 * LATENCY)
