@@ -28,6 +28,7 @@ from daemon.cli.protocol import ControlError, request
 from lab import netns
 from lab.capture import Endpoint as CaptureEndpoint
 from lab.capture import MultiCapture
+from lab.frr import FrrError
 from lab.ovs import OvsError
 from lab.supervisor import DEFAULT_NAME, Lab, LabError
 from lab.topology import DEFAULT_TOPOLOGY, Topology, TopologyError, load_topology
@@ -77,10 +78,11 @@ def status(lab: Lab, topo: Topology) -> dict:
     for node in topo.nodes.values():
         rec = procs.get(node.name)
         daemon = "-"
-        if node.kind == "ovs":
+        if node.kind in ("ovs", "frr"):
             mine = [p for p in st.procs if p.node == node.name]
+            answers = lab.ovs(node.name).ready if node.kind == "ovs" else lab.frr(node.name).ready
             daemon = ("dead" if not all(p.alive() for p in mine) else
-                      "running" if lab.ovs(node.name).ready() else "not answering")
+                      "running" if answers() else "not answering")
         elif rec is not None:
             if not rec.alive():
                 daemon = "dead"
@@ -148,11 +150,16 @@ def _show(output: object, as_json: bool) -> None:
 
 def cmd_cli(args: argparse.Namespace) -> int:
     """VRP nodes answer on their daemon's control socket; Open vSwitch nodes through
-    ovs-appctl/ovs-vsctl (lab/ovs.py says which command goes where)."""
+    ovs-appctl/ovs-vsctl (lab/ovs.py says which command goes where), FRR nodes through vtysh
+    (`show ip pim neighbor json` for FRR's JSON)."""
     lab = Lab(args.name)
     run: Callable[[str], object]
     as_json = args.json
-    if lab.state().kinds.get(args.device) == "ovs":
+    kind = lab.state().kinds.get(args.device)
+    if kind == "frr":
+        as_json = False
+        run, errors, prompt_help = lab.frr(args.device).cli, (FrrError,), "vtysh commands"
+    elif kind == "ovs":
         as_json = False  # OVS prints its own formats (`ovs-vsctl --format=json list ...`)
         ovs = lab.ovs(args.device)
         run, errors, prompt_help = ovs.cli, (OvsError,), "ovs-vsctl or ovs-appctl commands"
@@ -255,7 +262,7 @@ def _endpoint(topo: Topology, lab: Lab, node: str, ifname: str) -> CaptureEndpoi
     """Any interface of a node, linked or not (Eth-Trunk1 too), by VRP or Linux name."""
     if node not in topo.nodes:
         raise LabError(f"no node {node!r} in lab {lab.name} (nodes: {', '.join(topo.nodes)})")
-    if topo.nodes[node].kind == "ovs":
+    if topo.nodes[node].kind in ("ovs", "frr"):
         with contextlib.suppress(TopologyError):  # a linked port, by VRP or Linux name
             end = topo.endpoint(node, ifname)
             return CaptureEndpoint(node, end.ifname, end.linux)

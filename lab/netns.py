@@ -11,6 +11,8 @@ from ipaddress import IPv4Address, IPv4Interface
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from daemon.kernel.links import Route
+
 NETNS_DIR = "/run/netns"
 
 # Applied to every namespace before its interfaces exist, so "default" reaches them all.
@@ -49,8 +51,10 @@ def exec_argv(name: str, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", name, *argv]
 
 
-def set_sysctls(name: str, router: bool) -> None:
+def set_sysctls(name: str, router: bool, ipv6: bool = False) -> None:
     values = dict(COMMON_SYSCTLS, **(ROUTER_SYSCTLS if router else {}))
+    if ipv6:
+        values.update({k: "0" for k in values if k.endswith(".disable_ipv6")})
     args = [f"{k}={v}" for k, v in values.items()]
     subprocess.run(exec_argv(name, ["sysctl", "-q", "-w", *args]), check=True,
                    stdout=subprocess.DEVNULL)
@@ -99,6 +103,19 @@ def tx_checksum_off(ns: str, ifname: str) -> None:
     if done.returncode != 0:
         raise LookupError(f"{ns}: ethtool -K {ifname} tx off: {done.stderr.strip()} "
                           "(package ethtool)")
+
+
+def replace_routes(ns: str, routes: list[Route]) -> None:
+    """The lab's computed routes into a node's kernel table (what the daemon does for itself
+    on VRP nodes; FRR's zebra then sees them as kernel routes). Onlink: valid before the
+    neighbour's end is up."""
+    with ipr(ns) as s:
+        for r in routes:
+            idx = s.link_lookup(ifname=r.dev)
+            if not idx:
+                raise LookupError(f"{ns}: no interface {r.dev} for route {r.dst}")
+            s.route("replace", dst=str(r.dst), gateway=str(r.via), oif=idx[0],
+                    priority=r.metric, flags=4)
 
 
 def link_states(ns: str) -> dict[str, dict]:

@@ -7,6 +7,10 @@ that can reach it without coming back, metric growing with hop count, so alterna
 behind the best path. With `ignore_routes_with_linkdown` the kernel skips a route whose link
 lost carrier, and the next one takes over: a pulled A-B link moves 1.1.1.1 <-> 3.3.3.3
 through DeviceD without any routing protocol running.
+
+An FRR node takes part as if it ran OSPF over every addressed interface of its frr.conf and
+advertised all of them (its loopback too); the lab installs its routes into the node's
+kernel table, where zebra picks them up as kernel routes for pimd's RPF lookups.
 """
 
 from __future__ import annotations
@@ -30,33 +34,55 @@ class Adjacency:
     via: IPv4Address
 
 
-def _ospf_covers(cfg: DeviceConfig, addr: IPv4Address) -> bool:
-    return any(o.covers(addr) for o in cfg.ospf.values())
+@dataclass(frozen=True)
+class Router:
+    """A routing node as the embedded routing sees it: addresses per interface (endpoint
+    names), the first one primary, and the ones in OSPF."""
+
+    addresses: dict[str, list[IPv4Interface]]
+    routed: frozenset[IPv4Interface]
+
+    @staticmethod
+    def of_vrp(cfg: DeviceConfig) -> Router:
+        addresses = {itf.name: [a for a in [itf.address, *itf.sub_addresses] if a is not None]
+                     for itf in cfg.interfaces.values()}
+        routed = frozenset(a for addrs in addresses.values() for a in addrs
+                           if any(o.covers(a.ip) for o in cfg.ospf.values()))
+        return Router(addresses, routed)
+
+    @staticmethod
+    def of_frr(addresses: dict[str, list[IPv4Interface]]) -> Router:
+        return Router(addresses, frozenset(a for addrs in addresses.values() for a in addrs))
+
+    def ospf_address(self, ifname: str) -> IPv4Interface | None:
+        addrs = self.addresses.get(ifname) or []
+        return addrs[0] if addrs and addrs[0] in self.routed else None
+
+    def advertised(self) -> set[IPv4Network]:
+        return {a.network for a in self.routed}
+
+    def connected(self) -> set[IPv4Network]:
+        return {a.network for addrs in self.addresses.values() for a in addrs}
 
 
-def _ospf_address(cfg: DeviceConfig, ifname: str) -> IPv4Interface | None:
-    try:
-        itf = cfg.interface(ifname)
-    except KeyError:
-        return None
-    if itf.address is None or not _ospf_covers(cfg, itf.address.ip):
-        return None
-    return itf.address
-
-
-def advertised(cfg: DeviceConfig) -> set[IPv4Network]:
-    return {a.network for itf in cfg.interfaces.values()
-            for a in [itf.address, *itf.sub_addresses]
-            if a is not None and _ospf_covers(cfg, a.ip)}
+def routers(topo: Topology) -> dict[str, Router]:
+    out = {}
+    for name, node in topo.nodes.items():
+        if node.config is not None:
+            out[name] = Router.of_vrp(node.config)
+        elif node.frr is not None:
+            out[name] = Router.of_frr(node.frr.interfaces)
+    return out
 
 
 def adjacencies(topo: Topology) -> list[Adjacency]:
+    nodes = routers(topo)
     out = []
     for a, b in topo.links:
-        ca, cb = topo.nodes[a.node].config, topo.nodes[b.node].config
-        if ca is None or cb is None:
+        ra, rb = nodes.get(a.node), nodes.get(b.node)
+        if ra is None or rb is None:
             continue
-        ia, ib = _ospf_address(ca, a.ifname), _ospf_address(cb, b.ifname)
+        ia, ib = ra.ospf_address(a.ifname), rb.ospf_address(b.ifname)
         if ia is None or ib is None or ia.network != ib.network:
             continue
         out.append(Adjacency(a.node, a.linux, b.node, ib.ip))
@@ -78,16 +104,15 @@ def _hops(adj: list[Adjacency], start: str, excluded: str) -> dict[str, int]:
 
 
 def compute_routes(topo: Topology) -> dict[str, list[Route]]:
-    routers = {n: node.config for n, node in topo.nodes.items() if node.config is not None}
+    nodes = routers(topo)
     owners: dict[IPv4Network, set[str]] = {}
-    for name, cfg in routers.items():
-        for prefix in advertised(cfg):
+    for name, router in nodes.items():
+        for prefix in router.advertised():
             owners.setdefault(prefix, set()).add(name)
     adj = adjacencies(topo)
     table: dict[str, list[Route]] = {}
-    for name, cfg in routers.items():
-        connected = {a.network for itf in cfg.interfaces.values()
-                     for a in [itf.address, *itf.sub_addresses] if a is not None}
+    for name, router in nodes.items():
+        connected = router.connected()
         routes = []
         mine = sorted((e for e in adj if e.node == name), key=lambda e: (e.dev, e.via))
         for prefix in sorted(owners):

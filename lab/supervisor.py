@@ -21,7 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from daemon.cli.protocol import ControlError, request
+from daemon.kernel.links import Route
+from lab import frr as frrmod
 from lab import netns
+from lab.frr import FrrError, FrrNode
 from lab.ovs import OvsError, OvsNode, missing_binaries
 from lab.routes import compute_routes
 from lab.topology import Topology
@@ -114,6 +117,10 @@ class Lab:
         """The private Open vSwitch of an `ovs` node (its files under the lab's directory)."""
         return OvsNode(self.dir / node)
 
+    def frr(self, node: str) -> FrrNode:
+        """The private FRR of an `frr` node (sockets and pid files under the lab's directory)."""
+        return FrrNode(self.dir / node)
+
     def exists(self) -> bool:
         return self.dir.exists()
 
@@ -137,6 +144,16 @@ class Lab:
             raise LabError(f"{', '.join(n.name for n in switches)}: Open vSwitch is not "
                            f"installed ({', '.join(missing)} missing); `make bootstrap` "
                            "installs openvswitch-switch")
+        frrs = [n for n in topo.nodes.values() if n.kind == "frr"]
+        for node in frrs:
+            assert node.frr is not None
+            if missing := frrmod.missing_binaries(node.frr.daemons):
+                raise LabError(f"{node.name}: FRR is not installed ({', '.join(missing)} "
+                               "missing); `make bootstrap` installs frr")
+            try:
+                frrmod.check_config(node.frr)
+            except FrrError as exc:
+                raise LabError(f"{node.name}: {exc}") from exc
         (self.dir / "logs").mkdir(parents=True)
         st = LabState(self.name, str(topo.path),
                       kinds={n.name: n.kind for n in topo.nodes.values()})
@@ -151,7 +168,7 @@ class Lab:
             st.namespaces.append(ns)
             st.save(self.state_file)
             netns.create(ns)
-            netns.set_sysctls(ns, router=node.kind == "vrp")
+            netns.set_sysctls(ns, router=node.kind in ("vrp", "frr"), ipv6=topo.ipv6)
             netns.loopback_up(ns)
 
         progress(f"links: creating {len(topo.links)} veth pairs")
@@ -168,6 +185,8 @@ class Lab:
             self._start_ovs(topo, node.name, st, progress)
 
         routes = compute_routes(topo)
+        for node in frrs:
+            self._start_frr(topo, node.name, routes[node.name], st, progress)
         vrp = [n for n in topo.nodes.values() if n.kind == "vrp"]
         progress(f"daemons: starting {len(vrp)} ({', '.join(n.name for n in vrp)})")
         for node in vrp:
@@ -212,6 +231,35 @@ class Lab:
             logs = "".join(f"\n{p.log}:\n{tail(p.log)}" for p in st.procs if p.node == node)
             raise LabError(f"{node}: Open vSwitch did not start: {exc}{logs}") from exc
         progress(f"  {node} Open vSwitch configured ({len(cfg.ovs_config)} ovs-vsctl lines, "
+                 f"{time.monotonic() - t0:.2f} s)")
+
+    def _start_frr(self, topo: Topology, node: str, routes: list[Route], st: LabState,
+                   progress: Progress) -> None:
+        """zebra, then the daemons the node's frr.conf uses, each once the previous one
+        answers; then the file through vtysh and the lab's routes into the kernel table.
+        The node's linked ports come up (zebra leaves admin state as it finds it)."""
+        t0 = time.monotonic()
+        frr = self.frr(node)
+        cfg = topo.nodes[node].frr
+        assert cfg is not None
+        try:
+            for a, b in topo.links:
+                for e in (a, b):
+                    if e.node == node:
+                        netns.set_link(self.ns(node), e.linux, True)
+            frr.prepare(cfg.daemons)
+            for daemon in cfg.daemons:
+                rec = self._spawn(node, frr.argv(daemon), None,
+                                  str(self.dir / "logs" / f"{node}.{daemon}.log"))
+                st.procs.append(rec)
+                st.save(self.state_file)
+                frr.wait_started(daemon, rec.alive)
+            frr.apply(cfg)
+            netns.replace_routes(self.ns(node), routes)
+        except (FrrError, LookupError, OSError) as exc:
+            logs = "".join(f"\n{p.log}:\n{tail(p.log)}" for p in st.procs if p.node == node)
+            raise LabError(f"{node}: FRR did not start: {exc}{logs}") from exc
+        progress(f"  {node} FRR configured ({', '.join(cfg.daemons)}, {len(routes)} routes, "
                  f"{time.monotonic() - t0:.2f} s)")
 
     def _spawn(self, node: str, argv: list[str], control: str | None,

@@ -2,8 +2,12 @@
 
 A link endpoint is `Node:Interface`; for VRP nodes the interface is any VRP form
 (`DeviceA:GigabitEthernet0/1/2`, `DeviceA:GE0/1/2`), for hosts a Linux name (`Source:eth0`),
-for Open vSwitch nodes either (a VRP name becomes its Linux form, `ge0-1-2`, the port name
-the node's ovs-vsctl configuration uses).
+for Open vSwitch and FRR nodes either (a VRP name becomes its Linux form, `ge0-1-2`, the
+name the node's ovs-vsctl or frr.conf configuration uses).
+
+`ipv6: true` at the top leaves IPv6 on in every namespace (the lab turns it off by default,
+so captures carry no router solicitations or MLD): real peers such as FRR send IPv6 in
+their own protocols (PIM Hellos list IPv6 secondary addresses) and the daemon must cope.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import yaml
 
 from daemon.config import ConfigError, DeviceConfig, load
 from daemon.config.ifnames import canonical, to_linux
+from lab.frr import FrrConfig, FrrError
+from lab.frr import parse_config as parse_frr
 from lab.ovs import ConfigLine, OvsError, parse_config
 
 TOPOLOGIES = Path(__file__).parent / "topologies"
 DEFAULT_TOPOLOGY = TOPOLOGIES / "igmp-hot-backup" / "topology.yaml"
-KINDS = ("vrp", "host", "ovs")
+KINDS = ("vrp", "host", "ovs", "frr")
+LINUX_NAMED = ("ovs", "frr")  # kinds whose ports are Linux names (VRP names mapped)
 
 
 class TopologyError(Exception):
@@ -47,6 +54,7 @@ class Node:
     host_interfaces: dict[str, list[IPv4Interface]] = field(default_factory=dict)
     gateways: list[IPv4Address] = field(default_factory=list)
     ovs_config: list[ConfigLine] = field(default_factory=list)
+    frr: FrrConfig | None = None
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Topology:
     path: Path
     nodes: dict[str, Node]
     links: list[tuple[Endpoint, Endpoint]]
+    ipv6: bool = False
 
     def endpoint(self, node: str, ifname: str) -> Endpoint:
         """Find a link end by node and any interface name form (`GE0/1/2`, `eth0`)."""
@@ -69,12 +78,13 @@ class Topology:
 
 
 def _ifname(node: Node, name: str, where: str) -> str:
-    if node.kind == "host" or (node.kind == "ovs" and not _vrp_name(name)):
+    if node.kind == "host" or (node.kind in LINUX_NAMED and not _vrp_name(name)):
         return name
     try:
-        return canonical(name)
+        vrp = canonical(name)
     except ValueError as exc:
         raise TopologyError(f"{where}: {exc}") from exc
+    return (to_linux(vrp) or name) if node.kind == "frr" else vrp
 
 
 def _vrp_name(name: str) -> bool:
@@ -86,7 +96,7 @@ def _vrp_name(name: str) -> bool:
 
 
 def _linux(node: Node, ifname: str, where: str) -> str:
-    if node.kind == "host" or (node.kind == "ovs" and not _vrp_name(ifname)):
+    if node.kind == "host" or (node.kind in LINUX_NAMED and not _vrp_name(ifname)):
         linux = ifname
     else:
         linux = to_linux(ifname) or ""
@@ -126,7 +136,10 @@ def load_topology(path: str | Path = DEFAULT_TOPOLOGY) -> Topology:
             used.add((node_name, canon))
             ends.append(Endpoint(node_name, canon, _linux(node, canon, where)))
         links.append((ends[0], ends[1]))
-    return Topology(str(data.get("name") or path.parent.name), path, nodes, links)
+    ipv6 = data.get("ipv6", False)
+    if not isinstance(ipv6, bool):
+        raise TopologyError(f"{path}: 'ipv6' is true or false")
+    return Topology(str(data.get("name") or path.parent.name), path, nodes, links, ipv6)
 
 
 def _node(path: Path, name: str, spec: object) -> Node:
@@ -153,6 +166,15 @@ def _node(path: Path, name: str, spec: object) -> Node:
         except (OSError, OvsError) as exc:
             raise TopologyError(f"{where}: {exc}") from exc
         return Node(name, "ovs", cfg_path, ovs_config=lines)
+    if spec["kind"] == "frr":
+        if not spec.get("config"):
+            raise TopologyError(f"{where}: an frr node needs 'config' (an integrated frr.conf)")
+        cfg_path = (path.parent / str(spec["config"])).resolve()
+        try:
+            frr = parse_frr(cfg_path)
+        except FrrError as exc:
+            raise TopologyError(f"{where}: {exc}") from exc
+        return Node(name, "frr", cfg_path, frr=frr)
     try:
         ifs = {str(k): [IPv4Interface(a) for a in (v or [])]
                for k, v in (spec.get("interfaces") or {}).items()}

@@ -14,6 +14,7 @@ declare -A PKGS=(
   [procps]=ps
   [ethtool]=ethtool
   [openvswitch-switch]=ovs-vswitchd
+  [frr]=vtysh
 )
 missing=()
 for pkg in "${!PKGS[@]}"; do
@@ -28,12 +29,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # tshark asks whether non-root users may capture; answer no without a prompt.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
-  # The lab runs its own ovsdb-server/ovs-vswitchd per node; the package must not start the
-  # host-wide Open vSwitch service. A policy-rc.d that denies only OVS's services, present
-  # for the install alone (an existing one is left as it is).
+  # The lab runs its own ovsdb-server/ovs-vswitchd and FRR daemons per node; the packages
+  # must not start the host-wide Open vSwitch or FRR services. A policy-rc.d that denies only
+  # those, present for the install alone (an existing one is left as it is).
   policy=/usr/sbin/policy-rc.d
   if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nfor a; do case "$a" in openvswitch*|ovs*) exit 101;; esac; done\nexit 0\n' >"$policy"
+    printf '#!/bin/sh\nfor a; do case "$a" in openvswitch*|ovs*|frr*) exit 101;; esac; done\nexit 0\n' >"$policy"
     chmod 755 "$policy"
     trap 'rm -f "$policy"' EXIT
   fi

@@ -100,6 +100,42 @@ def test_golden_star_g_join() -> None:
     assert JOIN.size == len(GOLDEN_JOIN) == 34
 
 
+# Captured from FRR 8.4.4's pimd (Debian 12) in the lab's igmp-hot-backup-frr topology with
+# IPv6 on: tcpdump of IP protocol 103 on the A-D and B-D links, the PIM message as it came
+# off the wire (IP header removed).
+FRR_HELLO_V6_LIST = bytes.fromhex(
+    "20007fc90001000200690002000401f409c400130004000000010014000449619284"
+    "001800120200fe80000000000000489868fffe01c7b1")
+FRR_STAR_G_JOIN = bytes.fromhex(  # (*,239.1.1.1), RP 1.1.1.1, to 10.0.12.1, holdtime 210
+    "2300c9e501000a000c01000100d201000020ef010101000100000100072001010101")
+FRR_STAR_G_PRUNE = bytes.fromhex(  # the same group pruned after `no ip igmp join`
+    "2300c9e501000a000c01000100d201000020ef010101000000010100072001010101")
+FRR_SG_JOIN = bytes.fromhex(  # (10.0.13.50, 232.1.1.2) to 10.0.23.3: S set, W and R clear
+    "2300b3b201000a001703000100d201000020e801010200010000010004200a000d32")
+
+
+def test_frr_hello_with_an_ipv6_address_list() -> None:
+    """FRR's default `send-v6-secondary`: its link-local IPv6 address in an Address List.
+    The IPv6 entry is skipped, the rest of the Hello is FRR's."""
+    assert checksum(FRR_HELLO_V6_LIST) == 0
+    assert decode(FRR_HELLO_V6_LIST) == Hello(
+        holdtime=105, lan_prune_delay=LanPruneDelay(500, 2500), dr_priority=1,
+        generation_id=0x49619284, addresses=())
+
+
+@pytest.mark.parametrize(("data", "msg"), [
+    (FRR_STAR_G_JOIN, JoinPrune("10.0.12.1", 210, (
+        GroupEntry("239.1.1.1", joins=(Source.rp_tree("1.1.1.1"),)),))),
+    (FRR_STAR_G_PRUNE, JoinPrune("10.0.12.1", 210, (
+        GroupEntry("239.1.1.1", prunes=(Source.rp_tree("1.1.1.1"),)),))),
+    (FRR_SG_JOIN, JoinPrune("10.0.23.3", 210, (
+        GroupEntry("232.1.1.2", joins=(Source("10.0.13.50"),)),))),
+])
+def test_frr_join_prunes_decode_and_we_encode_them_alike(data: bytes, msg: JoinPrune) -> None:
+    assert decode(data) == msg
+    assert encode(msg) == data
+
+
 def test_goodbye_hello_is_holdtime_zero() -> None:
     wire = encode(Hello(holdtime=0, generation_id=7))
     assert wire[4:10] == bytes.fromhex("0001 0002 0000")
