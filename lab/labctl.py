@@ -30,7 +30,7 @@ from lab.capture import Endpoint as CaptureEndpoint
 from lab.capture import MultiCapture
 from lab.frr import FrrError
 from lab.ovs import OvsError
-from lab.supervisor import DEFAULT_NAME, Lab, LabError
+from lab.supervisor import DEFAULT_NAME, Lab, LabError, ProcRecord
 from lab.topology import DEFAULT_TOPOLOGY, Topology, TopologyError, load_topology
 
 
@@ -73,7 +73,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def status(lab: Lab, topo: Topology) -> dict:
     st = lab.state()
-    procs = {p.node: p for p in st.procs}
+    procs: dict[str, ProcRecord] = {}
+    for p in st.procs:  # a node's first process: its daemon, ovsdb-server, zebra
+        procs.setdefault(p.node, p)
     nodes = []
     for node in topo.nodes.values():
         rec = procs.get(node.name)

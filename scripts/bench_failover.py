@@ -31,6 +31,7 @@ from pathlib import Path
 
 from lab import scenarios as sc
 from lab.capture import Endpoint, MultiCapture
+from lab.frr import missing_binaries as frr_missing
 from lab.ovs import missing_binaries
 from lab.results import machine, stats
 from lab.supervisor import Lab
@@ -53,12 +54,14 @@ PLAN: list[tuple[str, str, float, float | None, str]] = [
 # one shared ID, toward the project's DeviceC or Open vSwitch. Every failure of DeviceA or
 # its link, half as many runs (silent-a needs fast LACP on the switch: seed only). Open
 # vSwitch with the seed's two IDs gets one pull: after its revert OVS stays attached to
-# DeviceB, out of sync, and the lab never returns to the start state (README).
+# DeviceB, out of sync, and the lab never returns to the start state (README). frr: FRR as
+# DeviceD (the RP, BFD peer of both routers), IPv6 on, the seed's routers otherwise.
 VARIANTS = {"seed": DEFAULT_TOPOLOGY,
             "shared-id": TOPOLOGIES / "igmp-hot-backup-shared-id" / "topology.yaml",
             "ovs": TOPOLOGIES / "igmp-hot-backup-ovs" / "topology.yaml",
-            "ovs-shared-id": TOPOLOGIES / "igmp-hot-backup-ovs-shared-id" / "topology.yaml"}
-PLAN += [("hot", scen, 0.5, secs, variant) for variant in ("shared-id", "ovs-shared-id")
+            "ovs-shared-id": TOPOLOGIES / "igmp-hot-backup-ovs-shared-id" / "topology.yaml",
+            "frr": TOPOLOGIES / "igmp-hot-backup-frr" / "topology.yaml"}
+PLAN += [("hot", scen, 0.5, secs, variant) for variant in ("shared-id", "ovs-shared-id", "frr")
          for scen, secs in (("pull-ac", None), ("a-dies", None), ("a-crashes", None),
                             ("a-stops", None), ("pull-ab", None), ("b-dies", None),
                             ("flap", 25.0))]
@@ -205,7 +208,7 @@ def table(results: dict, machine_info: dict, rate: int) -> str:
              f"{machine_info['kernel']}, load at start {machine_info['loadavg_at_start']}; "
              f"{rate} packets/s per group, 4 groups. Topology: seed = the seed's DeviceC and "
              "two LACP system IDs, shared-id = one system ID on both routers, ovs = Open "
-             "vSwitch as DeviceC.", "",
+             "vSwitch as DeviceC, frr = FRR as DeviceD (RP and BFD peer, IPv6 on).", "",
              "| scenario | topology | config | runs | median outage ms | p95 | max "
              "| recovery median ms | lost (total) | dups | baseline/hot (median) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -259,6 +262,9 @@ def main() -> int:
         print("bench: Open vSwitch is not installed (make bootstrap): ovs variants skipped",
               flush=True)
         wanted = [v for v in wanted if not v.startswith("ovs")]
+    if frr_missing(("zebra", "pimd", "bfdd")) and "frr" in wanted:
+        print("bench: FRR is not installed (make bootstrap): the frr variant skipped", flush=True)
+        wanted = [v for v in wanted if v != "frr"]
     plan = [p for p in PLAN if (not args.only or p[1] in args.only.split(","))
             and p[4] in wanted]
     with tempfile.TemporaryDirectory() as tmp:
