@@ -22,8 +22,9 @@ import pytest
 
 from lab import frr
 from lab import scenarios as sc
-from lab.topology import TOPOLOGIES
-from tests.lab.conftest import display, in_ns, wait_for
+from lab.supervisor import Lab, LabError
+from lab.topology import TOPOLOGIES, load_topology
+from tests.lab.conftest import display, in_ns, netns_names, unique, wait_for
 from tests.lab.helpers import GROUPS, OUTAGE_MS, hold_groups, start_state
 from tests.lab.test_ovs import pull_restore_die
 
@@ -114,3 +115,21 @@ def test_frr_as_the_rp_pim_and_bfd_both_ways_and_the_failovers(
     assert set(downs) == set(LINKS)
     # FRR's last packet left at most one interval (100 ms) before the kill
     assert all(DETECT_MS - 150 < ms < DETECT_MS + 300 for ms in downs.values()), downs
+
+
+@needs_frr
+def test_a_broken_frr_conf_stops_the_start_before_anything_is_made(tmp_path: Path) -> None:
+    """vtysh's dry run names the line; no namespace, process or state is left behind."""
+    topo_path = sc.topology(tmp_path, "hot", base=FRR_D)
+    conf = topo_path.parent / "DeviceD.frr"
+    conf.write_text(conf.read_text().replace(" ip pim\n", " ip pim hello-everything\n", 1))
+    lab = Lab(unique("tfrrbad"))
+    before = netns_names()
+    try:
+        with pytest.raises(LabError, match=r"DeviceD: DeviceD.frr: vtysh rejects it:\n"
+                                           r"line 8: % Unknown command"):
+            lab.up(load_topology(topo_path))
+        assert not lab.exists()
+        assert netns_names() == before
+    finally:
+        lab.down()
