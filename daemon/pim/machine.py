@@ -87,6 +87,7 @@ UNHEARD_RETRY = 0.1  # Joins (each after a Hello) toward an RPF neighbor not hea
 DEFAULT_HELLO_HOLDTIME = 105  # for a Hello without the Holdtime option
 PROPAGATION_DELAY_DEFAULT = 0.5
 OVERRIDE_INTERVAL_DEFAULT = 2.5
+KEEPALIVE_PERIOD = 210.0  # RFC 7761 4.11: (S,G) state lives this long after its last data
 
 
 class IfState(IntEnum):
@@ -147,6 +148,12 @@ class TimerName(StrEnum):
     EXPIRY = "expiry"  # downstream (*,G) Expiry Timer
     PRUNE_PENDING = "prune_pending"  # downstream (*,G) Prune-Pending Timer
     JOIN = "join"  # upstream (*,G) Join Timer
+    SG_EXPIRY = "sg_expiry"  # downstream (S,G) Expiry Timer (key "S G")
+    SG_PRUNE_PENDING = "sg_prune_pending"  # downstream (S,G) Prune-Pending Timer
+    RPT_EXPIRY = "rpt_expiry"  # downstream (S,G,rpt) Prune Expiry Timer
+    RPT_PRUNE_PENDING = "rpt_prune_pending"  # downstream (S,G,rpt) Prune-Pending Timer
+    SG_JOIN = "sg_join"  # upstream (S,G) Join Timer
+    KEEPALIVE = "keepalive"  # (S,G) Keepalive Timer: data from S to G seen lately
 
 
 class MemberKind(StrEnum):
@@ -214,6 +221,7 @@ class PimConfig:
     router_id: str
     rp: str | None
     interfaces: tuple[PimInterfaceConfig, ...]
+    spt_switch: bool = True  # a last-hop DR joins the source's tree on the first packet
 
     def __post_init__(self) -> None:
         _check_addr("router_id", self.router_id)
@@ -278,7 +286,29 @@ class DrChanged:
     dr: str | None  # None while the interface is down
 
 
-Output: TypeAlias = SendPim | OifsChanged | NeighborChanged | DrChanged
+@dataclass(frozen=True)
+class SgChanged:
+    """What the MFC entry of (source, group) should be while (S,G) state exists: `iif` its
+    incoming interface (None: as for the group's other sources, toward the RP) and `oifs`.
+    `present` False: the (S,G) state is gone, the entry follows its group again."""
+
+    source: str
+    group: str
+    iif: str | None
+    oifs: frozenset[str]
+    present: bool = True
+
+
+@dataclass(frozen=True)
+class WatchSource:
+    """Tell me the route toward `source` (`source_rpf`), now and whenever it changes;
+    `watch` False: no longer needed."""
+
+    source: str
+    watch: bool
+
+
+Output: TypeAlias = SendPim | OifsChanged | NeighborChanged | DrChanged | SgChanged | WatchSource
 
 
 # ---- snapshots ---------------------------------------------------------------------------
@@ -362,6 +392,23 @@ class StarGSnapshot:
 
 
 @dataclass(frozen=True)
+class SgSnapshot:
+    source: str
+    group: str
+    upstream_state: UpstreamState
+    spt_bit: bool
+    rpf_interface: str | None  # toward the source; None: no route
+    rpf_neighbor: str | None  # None: directly connected (or no route)
+    uptime: float
+    join_timer: float | None
+    keepalive: float | None  # seconds left on the Keepalive Timer
+    iif: str | None  # the MFC's incoming interface (None: toward the RP)
+    oifs: tuple[str, ...]
+    joined: tuple[str, ...]  # downstream (S,G) Join state
+    rpt_pruned: tuple[str, ...]  # downstream (S,G,rpt) Prune state
+
+
+@dataclass(frozen=True)
 class PimSnapshot:
     router_id: str
     rp: str | None
@@ -372,6 +419,7 @@ class PimSnapshot:
     neighbors: tuple[NeighborSnapshot, ...]
     groups: tuple[StarGSnapshot, ...]
     dropped: Mapping[str, int]  # not attributable to an interface (unknown interface)
+    sources: tuple[SgSnapshot, ...] = ()
 
 
 # ---- timers ------------------------------------------------------------------------------
@@ -479,6 +527,29 @@ class _StarG:
     oif_since: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(eq=False, slots=True)
+class _SG:
+    """(S,G) state: downstream (S,G) Joins and (S,G,rpt) Prunes per interface (4.5.3,
+    4.5.4), the upstream (S,G) state toward the source (4.5.5) and the SPT bit."""
+
+    source: str
+    group: str
+    created: float
+    upstream: UpstreamState = UpstreamState.NOT_JOINED
+    downstream: dict[str, DownstreamState] = field(default_factory=dict)
+    rpt_pruned: set[str] = field(default_factory=set)
+    rpt_pending: set[str] = field(default_factory=set)
+    spt_bit: bool = False
+    rpt_prune_sent: bool = False  # upstream (S,G,rpt): pruned off the shared tree (4.5.8)
+    rpf: tuple[str, str | None] | None = None  # (interface, neighbor; None: connected)
+    routed: bool = False  # source_rpf has answered (rpf None then means: no route)
+    sent: tuple[str | None, frozenset[str]] | None = None  # (iif, oifs) last reported
+
+    @property
+    def key(self) -> str:
+        return f"{self.source} {self.group}"
+
+
 _Target: TypeAlias = tuple[str, str]  # (interface, upstream neighbor address)
 
 
@@ -502,6 +573,12 @@ class PimRouter:
         self._groups: dict[str, _StarG] = {}
         self._dirty: set[str] = set()
         self._jp: dict[_Target, dict[str, bool]] = {}  # queued: group -> join (True) / prune
+        self._sgs: dict[tuple[str, str], _SG] = {}
+        self._sg_by_group: dict[str, set[str]] = {}  # group -> sources with (S,G) state
+        self._dirty_sg: set[tuple[str, str]] = set()
+        # queued (S,G) entries: (group, source, rpt) -> join (True) / prune
+        self._jp_sg: dict[_Target, dict[tuple[str, str, bool], bool]] = {}
+        self._pending: list[Output] = []  # WatchSource, emitted with the next settle
         self._need_hello: set[str] = set()  # interfaces whose next Join/Prune a Hello precedes
         self._rpf_if: str | None = None
         self._rpf_nbr: str | None = None
@@ -617,6 +694,72 @@ class PimRouter:
                 self._restart_join_timer(name, now)
         return out + self._settle(now)
 
+    def source_rpf(self, source: str, interface: str | None, neighbor: str | None,
+                   now: float) -> list[Output]:
+        """The route toward `source` (after WatchSource, or when it changed): interface None
+        means no route, neighbor None a directly connected source."""
+        _check_addr("source", source)
+        if interface is not None:
+            self._itf(interface)
+        if neighbor is not None:
+            _check_addr("neighbor", neighbor)
+        if self._stopped:
+            return []
+        out = self._fire_due(now)
+        rpf = None if interface is None else (interface, neighbor)
+        for sg in [sg for (src, _), sg in self._sgs.items() if src == source]:
+            sg.routed = True
+            if sg.rpf == rpf:
+                self._dirty_sg.add((sg.source, sg.group))
+                continue
+            old = self._sg_target(sg)
+            sg.rpf = rpf
+            new = self._sg_target(sg)
+            if sg.upstream is UpstreamState.JOINED and old != new:
+                if old is not None:
+                    self._jp_sg.setdefault(old, {})[(sg.group, sg.source, False)] = False
+                if new is not None:
+                    self._jp_sg.setdefault(new, {})[(sg.group, sg.source, False)] = True
+                sg.spt_bit = False  # data must arrive on the new RPF interface again
+            self._dirty_sg.add((sg.source, sg.group))
+        return out + self._settle(now)
+
+    def data_arrived(self, source: str, group: str, ifname: str | None,
+                     now: float) -> list[Output]:
+        """A packet from `source` to `group` reached the kernel on `ifname` with no MFC entry
+        or on the wrong interface (the kernel's upcalls). A last-hop DR switches to the
+        source's tree here (CheckSwitchToSpt, 4.5.8); one on the RPF interface toward the
+        source sets the SPT bit (Update_SPTbit, 4.2.2)."""
+        _check_addr("source", source)
+        _check_addr("group", group)
+        if self._stopped or not is_asm_group(group):
+            return []
+        out = self._fire_due(now)
+        key = (source, group)
+        sg = self._sgs.get(key)
+        if self._switch_wanted(group):
+            if sg is None:
+                sg = self._new_sg(source, group, now)
+            self._timers.start((TimerName.KEEPALIVE, "", sg.key), now + KEEPALIVE_PERIOD)
+            self._dirty_sg.add(key)
+        if (sg is not None and sg.rpf is not None and ifname == sg.rpf[0] and not sg.spt_bit
+                and self._sg_join_desired(sg)):
+            sg.spt_bit = True
+            self._dirty_sg.add(key)
+        return out + self._settle(now)
+
+    def data_seen(self, source: str, group: str, now: float) -> list[Output]:
+        """(S,G) traffic is still flowing (the kernel's counters grew): the Keepalive Timer
+        restarts if it runs."""
+        if self._stopped:
+            return []
+        out = self._fire_due(now)
+        sg = self._sgs.get((source, group))
+        key = (TimerName.KEEPALIVE, "", sg.key) if sg is not None else None
+        if key is not None and self._timers.deadline(key) is not None:
+            self._timers.start(key, now + KEEPALIVE_PERIOD)
+        return out + self._settle(now)
+
     def tick(self, now: float) -> list[Output]:
         """Fire every timer whose deadline is <= now."""
         if self._stopped:
@@ -636,6 +779,11 @@ class PimRouter:
                 self._timers.stop((TimerName.JOIN, "", g.group))
                 if target is not None:
                     self._jp.setdefault(target, {})[g.group] = False
+        for sg in self._sgs.values():
+            if sg.upstream is UpstreamState.JOINED:
+                sg.upstream = check_transition(sg.upstream, UpstreamState.NOT_JOINED)
+                if (sgt := self._sg_target(sg)) is not None:
+                    self._jp_sg.setdefault(sgt, {})[(sg.group, sg.source, False)] = False
         out += self._flush(now)
         up = [itf for itf in self._ifs.values() if itf.state is IfState.UP]
         out += [self._hello(itf, holdtime=0) for itf in up]
@@ -645,8 +793,9 @@ class PimRouter:
             g.local.clear()
             g.backup.clear()
             self._dirty.add(g.group)
+        self._timers.clear()  # Keepalive Timers too: every (S,G) goes
+        self._dirty_sg.update(self._sgs)
         out += self._settle(now)
-        self._timers.clear()
         self._stopped = True
         return out
 
@@ -675,6 +824,11 @@ class PimRouter:
     def groups(self) -> list[str]:
         return sorted(self._groups, key=_ip_key)
 
+    def keepalive_sources(self) -> list[tuple[str, str]]:
+        """(S,G) whose Keepalive Timer runs: the kernel's counters keep it running."""
+        return [k for k, sg in self._sgs.items()
+                if self._timers.deadline((TimerName.KEEPALIVE, "", sg.key)) is not None]
+
     def dr(self, ifname: str) -> str | None:
         return self._itf(ifname).dr
 
@@ -696,7 +850,20 @@ class PimRouter:
             neighbors=tuple(neighbors),
             groups=tuple(groups),
             dropped=dict(sorted(self._drops.items())),
+            sources=tuple(self._sg_snapshot(self._sgs[k], now) for k in sorted(
+                self._sgs, key=lambda k: (_ip_key(k[1]), _ip_key(k[0])))),
         )
+
+    def _sg_snapshot(self, sg: _SG, now: float) -> SgSnapshot:
+        iif, oifs = sg.sent if sg.sent is not None else (None, frozenset())
+        return SgSnapshot(
+            source=sg.source, group=sg.group, upstream_state=sg.upstream, spt_bit=sg.spt_bit,
+            rpf_interface=sg.rpf[0] if sg.rpf else None,
+            rpf_neighbor=sg.rpf[1] if sg.rpf else None, uptime=now - sg.created,
+            join_timer=self._left((TimerName.SG_JOIN, "", sg.key), now),
+            keepalive=self._left((TimerName.KEEPALIVE, "", sg.key), now),
+            iif=iif, oifs=tuple(sorted(oifs)), joined=tuple(sorted(sg.downstream)),
+            rpt_pruned=tuple(sorted(sg.rpt_pruned)))
 
     def _left(self, key: _Key, now: float) -> float | None:
         d = self._timers.deadline(key)
@@ -803,6 +970,10 @@ class PimRouter:
         for g in self._groups.values():
             if itf.name in g.downstream:
                 self._downstream_no_info(g, itf.name)
+        for sg in self._sgs.values():
+            if itf.name in sg.downstream:
+                self._sg_no_info(sg, itf.name)
+            self._rpt_clear(sg, itf.name)
 
     def _hello(self, itf: _Interface, holdtime: int | None = None) -> SendPim:
         c = itf.config
@@ -876,6 +1047,12 @@ class PimRouter:
             if self._is_rpf_neighbor(itf, n):
                 self._need_hello.add(itf.name)
                 self._rejoin(now)
+            for sg in self._sgs.values():
+                if sg.upstream is UpstreamState.JOINED and \
+                        self._sg_target(sg) == (itf.name, n.address):
+                    self._need_hello.add(itf.name)
+                    self._jp_sg.setdefault((itf.name, n.address), {})[
+                        (sg.group, sg.source, False)] = True
 
     def _remove_neighbor(
         self, itf: _Interface, n: _Neighbor, reason: str, out: list[Output]
@@ -936,37 +1113,65 @@ class PimRouter:
             if reason is not None:
                 itf.drops[reason] += 1
                 continue
-            for s in entry.joins:
-                reason = self._check_star_g(s)
-                if reason is not None:
-                    itf.drops[reason] += 1
-                    continue
-                itf.counts["joins-received"] += 1
-                self._downstream_join(itf, entry.group, jp.holdtime, now)
-            for s in entry.prunes:
-                reason = self._check_star_g(s)
-                if reason is not None:
-                    itf.drops[reason] += 1
-                    continue
-                itf.counts["prunes-received"] += 1
-                self._downstream_prune(itf, entry.group, now)
+            star_join, rpt_pruned = False, set()
+            for join, sources in ((True, entry.joins), (False, entry.prunes)):
+                for s in sources:
+                    kind, reason = self._classify(entry.group, s)
+                    if reason is not None:
+                        itf.drops[reason] += 1
+                        continue
+                    itf.counts["joins-received" if join else "prunes-received"] += 1
+                    if kind == "*" and join:
+                        star_join = True
+                        self._downstream_join(itf, entry.group, jp.holdtime, now)
+                    elif kind == "*":
+                        self._downstream_prune(itf, entry.group, now)
+                    elif kind == "sg" and join:
+                        self._sg_downstream_join(itf, s.address, entry.group, jp.holdtime, now)
+                    elif kind == "sg":
+                        self._sg_downstream_prune(itf, s.address, entry.group, now)
+                    elif join:
+                        self._rpt_join(itf, s.address, entry.group)
+                    else:
+                        rpt_pruned.add(s.address)
+                        self._rpt_prune(itf, s.address, entry.group, jp.holdtime, now)
+            if star_join:  # 4.5.4 End of Message: a (*,G) Join ends rpt prunes it omits
+                for source in list(self._sg_by_group.get(entry.group, ())):
+                    if source not in rpt_pruned:
+                        self._rpt_join(itf, source, entry.group)
 
     @staticmethod
     def _check_group(entry: GroupEntry) -> str | None:
         if entry.mask_len != 32 or entry.bidir:
             return "bad-group"
-        if not is_asm_group(entry.group):
-            return "ssm-group" if entry.group.startswith("232.") else "bad-group"
+        key = _ip_key(entry.group)
+        if key >> 28 != 0xE or key >> 8 == 0xE00000:  # not multicast, or link-local
+            return "bad-group"
         return None
 
     def _check_star_g(self, s: Source) -> str | None:
         if not s.wildcard:
-            return "unsupported-sg"
+            return "not-star-g"
         if not s.rpt:
             return "bad-source-flags"  # W without R has no meaning (RFC 7761 4.9.5.1)
         if s.address != self.config.rp:
             return "wrong-rp"  # RFC 7761 4.5.2: not our RP(G), drop silently
         return None
+
+    def _classify(self, group: str, s: Source) -> tuple[str, str | None]:
+        """("*" | "sg" | "rpt", drop reason or None) of one encoded source."""
+        if s.wildcard:
+            if not is_asm_group(group):
+                return "*", "ssm-group"
+            return "*", self._check_star_g(s)
+        if s.mask_len != 32:
+            return "sg", "bad-source"
+        key = _ip_key(s.address)
+        if key >> 28 >= 0xE or key >> 24 in (0, 127):
+            return "sg", "bad-source"
+        if s.rpt:
+            return "rpt", None if is_asm_group(group) else "ssm-group"
+        return "sg", None
 
     def _downstream_join(self, itf: _Interface, group: str, holdtime: int, now: float) -> None:
         g = self._groups.get(group)
@@ -1017,6 +1222,180 @@ class PimRouter:
         itf = self._ifs[ifname]
         if len(itf.neighbors) > 1:  # PruneEcho(*,G): a Prune to ourselves
             self._jp.setdefault((ifname, itf.config.address), {})[group] = False
+
+    # ---- (S,G) and (S,G,rpt) downstream (RFC 7761 4.5.3, 4.5.4) -------------------------
+
+    def _new_sg(self, source: str, group: str, now: float) -> _SG:
+        sg = self._sgs[(source, group)] = _SG(source, group, now)
+        sources = self._sg_by_group.setdefault(group, set())
+        if not any(src == source for src, _ in self._sgs if (src, _) != (source, group)):
+            self._pending.append(WatchSource(source, True))
+        sources.add(source)
+        return sg
+
+    def _sg_downstream_join(self, itf: _Interface, source: str, group: str, holdtime: int,
+                            now: float) -> None:
+        sg = self._sgs.get((source, group)) or self._new_sg(source, group, now)
+        et = (TimerName.SG_EXPIRY, itf.name, sg.key)
+        deadline = None if holdtime == HOLDTIME_FOREVER else now + holdtime
+        state = sg.downstream.get(itf.name, DownstreamState.NO_INFO)
+        self._timers.stop((TimerName.SG_PRUNE_PENDING, itf.name, sg.key))
+        current = self._timers.deadline(et)
+        if deadline is None:
+            self._timers.stop(et)
+        elif state is DownstreamState.NO_INFO or (current is not None and deadline > current):
+            self._timers.start(et, deadline)
+        sg.downstream[itf.name] = check_transition(state, DownstreamState.JOIN)
+        self._dirty_sg.add((source, group))
+
+    def _sg_downstream_prune(self, itf: _Interface, source: str, group: str,
+                             now: float) -> None:
+        sg = self._sgs.get((source, group))
+        if sg is None or sg.downstream.get(itf.name) is not DownstreamState.JOIN:
+            return
+        sg.downstream[itf.name] = check_transition(
+            DownstreamState.JOIN, DownstreamState.PRUNE_PENDING)
+        if len(itf.neighbors) > 1:
+            at = now + self._jp_override_interval(itf)
+            self._timers.start((TimerName.SG_PRUNE_PENDING, itf.name, sg.key), at)
+        else:
+            self._sg_no_info(sg, itf.name)
+
+    def _sg_no_info(self, sg: _SG, ifname: str) -> None:
+        check_transition(sg.downstream.pop(ifname), DownstreamState.NO_INFO)
+        self._timers.stop((TimerName.SG_EXPIRY, ifname, sg.key))
+        self._timers.stop((TimerName.SG_PRUNE_PENDING, ifname, sg.key))
+        self._dirty_sg.add((sg.source, sg.group))
+
+    def _rpt_prune(self, itf: _Interface, source: str, group: str, holdtime: int,
+                   now: float) -> None:
+        """Prune(S,G,rpt): `itf` leaves S's share of the (*,G) tree, at once on a
+        point-to-point link, after the override interval on a LAN."""
+        sg = self._sgs.get((source, group)) or self._new_sg(source, group, now)
+        if holdtime != HOLDTIME_FOREVER:
+            self._timers.start((TimerName.RPT_EXPIRY, itf.name, sg.key), now + holdtime)
+        if itf.name in sg.rpt_pruned:
+            return
+        if len(itf.neighbors) > 1:
+            if itf.name not in sg.rpt_pending:
+                sg.rpt_pending.add(itf.name)
+                self._timers.start((TimerName.RPT_PRUNE_PENDING, itf.name, sg.key),
+                                   now + self._jp_override_interval(itf))
+        else:
+            sg.rpt_pruned.add(itf.name)
+        self._dirty_sg.add((source, group))
+
+    def _rpt_join(self, itf: _Interface, source: str, group: str) -> None:
+        sg = self._sgs.get((source, group))
+        if sg is not None:
+            self._rpt_clear(sg, itf.name)
+
+    def _rpt_clear(self, sg: _SG, ifname: str) -> None:
+        if ifname in sg.rpt_pruned or ifname in sg.rpt_pending:
+            sg.rpt_pruned.discard(ifname)
+            sg.rpt_pending.discard(ifname)
+            self._timers.stop((TimerName.RPT_EXPIRY, ifname, sg.key))
+            self._timers.stop((TimerName.RPT_PRUNE_PENDING, ifname, sg.key))
+            self._dirty_sg.add((sg.source, sg.group))
+
+    # ---- upstream (S,G) (RFC 7761 4.5.5, 4.5.8) ------------------------------------------
+
+    def _switch_wanted(self, group: str) -> bool:
+        """SwitchToSptDesired with local receivers: members where we are DR, or held for
+        the peer device (peer-backup hot), and an SPT switch not disabled."""
+        g = self._groups.get(group)
+        if not self.config.spt_switch or self._is_rp or g is None:
+            return False
+        return bool(g.backup) or any(self._ifs[i].is_dr for i in g.local)
+
+    def _sg_target(self, sg: _SG) -> _Target | None:
+        """(RPF interface, RPF'(S,G)): the next hop toward S, or a neighbor listing it."""
+        if sg.rpf is None or sg.rpf[1] is None:
+            return None
+        ifname, nbr = sg.rpf
+        for n in self._ifs[ifname].neighbors.values():
+            if nbr in n.secondary:
+                return ifname, n.address
+        return ifname, nbr
+
+    def _sg_olists(self, sg: _SG) -> tuple[frozenset[str], frozenset[str]]:
+        """(immediate_olist(S,G), inherited_olist(S,G,rpt)) as 4.1.6 defines them."""
+        g = self._groups.get(sg.group)
+        inherited = self._olist(g) - sg.rpt_pruned if g is not None else frozenset()
+        return frozenset(sg.downstream), frozenset(inherited)
+
+    def _sg_join_desired(self, sg: _SG) -> bool:
+        immediate, inherited = self._sg_olists(sg)
+        kat = self._timers.deadline((TimerName.KEEPALIVE, "", sg.key)) is not None
+        return bool(immediate) or (kat and bool(inherited | immediate))
+
+    def _settle_sg(self, key: tuple[str, str], now: float, out: list[Output]) -> None:
+        sg = self._sgs.get(key)
+        if sg is None:
+            return
+        immediate, inherited = self._sg_olists(sg)
+        target = self._sg_target(sg)
+        connected = sg.rpf is not None and sg.rpf[1] is None
+        desired = self._sg_join_desired(sg) and not connected  # no upstream at the source
+        if desired and not sg.spt_bit and target is not None and target == self._rpf_target():
+            # Update_SPTbit (4.2.2): S's packets arrive where the shared tree's do, from the
+            # same neighbor; the kernel reports no packet there, its MFC input is right
+            sg.spt_bit = True
+        iif = sg.rpf[0] if sg.rpf is not None and (sg.spt_bit or connected) else None
+        oifs = immediate | inherited
+        if sg.routed and (iif, oifs) != sg.sent:
+            sg.sent = (iif, oifs)
+            out.append(SgChanged(sg.source, sg.group, iif, oifs))
+        name = (sg.group, sg.source, False)
+        if desired and sg.upstream is UpstreamState.NOT_JOINED:
+            sg.upstream = check_transition(sg.upstream, UpstreamState.JOINED)
+            if target is not None:
+                self._jp_sg.setdefault(target, {})[name] = True
+        elif not desired and sg.upstream is UpstreamState.JOINED:
+            sg.upstream = check_transition(sg.upstream, UpstreamState.NOT_JOINED)
+            sg.spt_bit = False
+            if target is not None:
+                self._jp_sg.setdefault(target, {})[name] = False
+        jt = (TimerName.SG_JOIN, "", sg.key)
+        if sg.upstream is UpstreamState.JOINED and target is not None:
+            if self._timers.deadline(jt) is None:
+                self._timers.start(jt, now + self._ifs[target[0]].config.jp_period)
+        else:
+            self._timers.stop(jt)
+        g = self._groups.get(sg.group)
+        star = self._rpf_target()
+        prune_rpt = (g is not None and g.upstream is UpstreamState.JOINED and star is not None
+                     and (not inherited or (sg.spt_bit and target != star)))
+        if prune_rpt != sg.rpt_prune_sent and star is not None:
+            sg.rpt_prune_sent = prune_rpt
+            self._jp_sg.setdefault(star, {})[(sg.group, sg.source, True)] = not prune_rpt
+        if (not sg.downstream and not sg.rpt_pruned and not sg.rpt_pending
+                and sg.upstream is UpstreamState.NOT_JOINED
+                and self._timers.deadline((TimerName.KEEPALIVE, "", sg.key)) is None):
+            self._delete_sg(sg, out)
+
+    def _delete_sg(self, sg: _SG, out: list[Output]) -> None:
+        del self._sgs[(sg.source, sg.group)]
+        sources = self._sg_by_group[sg.group]
+        sources.discard(sg.source)
+        if not sources:
+            del self._sg_by_group[sg.group]
+        for name in (TimerName.SG_JOIN, TimerName.KEEPALIVE):
+            self._timers.stop((name, "", sg.key))
+        if sg.sent is not None:
+            out.append(SgChanged(sg.source, sg.group, None, frozenset(), present=False))
+        if not any(src == sg.source for src, _ in self._sgs):
+            out.append(WatchSource(sg.source, False))
+
+    def _on_sg_join_timer(self, key: str, now: float) -> None:
+        source, group = key.split(" ")
+        sg = self._sgs.get((source, group))
+        target = self._sg_target(sg) if sg is not None else None
+        if sg is None or target is None or sg.upstream is not UpstreamState.JOINED:
+            return
+        self._jp_sg.setdefault(target, {})[(group, source, False)] = True
+        self._timers.start((TimerName.SG_JOIN, "", key),
+                           now + self._ifs[target[0]].config.jp_period)
 
     # ---- upstream (*,G) (RFC 7761 4.5.7) ------------------------------------------------
 
@@ -1148,37 +1527,65 @@ class PimRouter:
                 and g.upstream is UpstreamState.NOT_JOINED
             ):
                 del self._groups[name]
+        for name in self._dirty:
+            self._dirty_sg.update((src, name) for src in self._sg_by_group.get(name, ()))
         self._dirty.clear()
+        out += self._pending
+        self._pending = []
+        while self._dirty_sg:
+            for key in sorted(self._dirty_sg, key=lambda k: (_ip_key(k[1]), _ip_key(k[0]))):
+                self._dirty_sg.discard(key)
+                self._settle_sg(key, now, out)
         return out + self._flush(now)
 
     def _flush(self, now: float) -> list[Output]:
         """Send the queued Joins and Prunes, packed per (interface, upstream neighbor)."""
         out: list[Output] = []
         rp = self.config.rp
-        for (ifname, upstream), entries in self._jp.items():
+        for target in dict.fromkeys([*self._jp, *self._jp_sg]):
+            ifname, upstream = target
             itf = self._ifs[ifname]
-            if itf.state is IfState.DOWN or not entries or rp is None:
+            per_group = self._entries(target, rp)
+            if itf.state is IfState.DOWN or not per_group:
                 continue
             if not itf.hello_sent:  # RFC 7761 4.3.1: a Hello before any Join/Prune
                 self._timers.start((TimerName.HELLO, ifname, ""), now + itf.config.hello_period)
                 out.append(self._hello(itf))
             elif ifname in self._need_hello:
                 out.append(self._hello(itf))
-            wildcard = Source.rp_tree(rp)
-            groups = [
-                GroupEntry(g, joins=(wildcard,)) if join else GroupEntry(g, prunes=(wildcard,))
-                for g, join in sorted(entries.items(), key=lambda e: _ip_key(e[0]))
-            ]
-            joins = sum(entries.values())
-            itf.counts["joins-sent"] += joins
-            itf.counts["prunes-sent"] += len(entries) - joins
+            groups = [GroupEntry(g, joins=tuple(j), prunes=tuple(p))
+                      for g, (j, p) in sorted(per_group.items(), key=lambda e: _ip_key(e[0]))]
+            itf.counts["joins-sent"] += sum(len(e.joins) for e in groups)
+            itf.counts["prunes-sent"] += sum(len(e.prunes) for e in groups)
             holdtime = round(itf.config.jp_holdtime)
             for jp in split_join_prune(upstream, holdtime, groups, MAX_JP_PAYLOAD):
                 itf.counts["jp-sent"] += 1
                 out.append(SendPim(ifname, ALL_PIM_ROUTERS, encode(jp)))
         self._jp.clear()
+        self._jp_sg.clear()
         self._need_hello.clear()
         return out
+
+    def _entries(self, target: _Target, rp: str | None) -> dict[str, tuple[list, list]]:
+        """Group -> (joined, pruned sources) queued for `target`. A (*,G) Join carries the
+        Prune(S,G,rpt) of every source pruned off the shared tree (4.5.8)."""
+        per_group: dict[str, tuple[list, list]] = {}
+        if rp is not None:
+            wildcard = Source.rp_tree(rp)
+            for g, join in self._jp.get(target, {}).items():
+                joins, prunes = per_group.setdefault(g, ([], []))
+                (joins if join else prunes).append(wildcard)
+                if join:
+                    for src in sorted(self._sg_by_group.get(g, ()), key=_ip_key):
+                        if self._sgs[(src, g)].rpt_prune_sent and \
+                                (g, src, True) not in self._jp_sg.get(target, {}):
+                            prunes.append(Source(src, rpt=True))
+        for (g, src, rpt), join in self._jp_sg.get(target, {}).items():
+            if rpt and rp is None:
+                continue
+            joins, prunes = per_group.setdefault(g, ([], []))
+            (joins if join else prunes).append(Source(src, rpt=rpt))
+        return per_group
 
     # ---- timers -------------------------------------------------------------------------
 
@@ -1200,4 +1607,28 @@ class PimRouter:
                 self._on_prune_pending_timer(ifname, key)
             elif name is TimerName.JOIN:
                 self._on_join_timer(key, now)
+            else:
+                self._fire_sg_timer(name, ifname, key, now)
         return out
+
+    def _fire_sg_timer(self, name: TimerName, ifname: str, key: str, now: float) -> None:
+        source, group = key.split(" ")
+        sg = self._sgs.get((source, group))
+        if sg is None:
+            return
+        self._dirty_sg.add((source, group))
+        if name is TimerName.SG_EXPIRY:
+            self._sg_no_info(sg, ifname)
+        elif name is TimerName.SG_PRUNE_PENDING:
+            self._sg_no_info(sg, ifname)
+            itf = self._ifs[ifname]
+            if len(itf.neighbors) > 1:  # PruneEcho(S,G)
+                self._jp_sg.setdefault((ifname, itf.config.address), {})[
+                    (group, source, False)] = False
+        elif name is TimerName.RPT_EXPIRY:
+            self._rpt_clear(sg, ifname)
+        elif name is TimerName.RPT_PRUNE_PENDING:
+            sg.rpt_pending.discard(ifname)
+            sg.rpt_pruned.add(ifname)
+        elif name is TimerName.SG_JOIN:
+            self._on_sg_join_timer(key, now)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import deque
 from collections.abc import Iterable
 
 import pytest
@@ -119,9 +118,9 @@ class Lab:
         self.blocked: set[tuple[str, str]] = set()  # (router, interface) whose sends are lost
 
     def feed(self, name: str, outs: Iterable[Output]) -> None:
-        queue = deque((name, o) for o in outs)
-        while queue:
-            name, o = queue.popleft()
+        """Deliver `name`'s outputs in order, each message's consequences at once (depth
+        first, as the same instant on real links)."""
+        for o in outs:
             self.log.append((self.now, name, o))
             if not isinstance(o, SendPim):
                 continue
@@ -130,8 +129,8 @@ class Lab:
             if peer is None or (name, o.ifname) in self.blocked:
                 continue
             msg = decode(o.payload)
-            outs = self.r[peer[0]].packet_received(peer[1], ADDR[name, o.ifname], msg, self.now)
-            queue.extend((peer[0], x) for x in outs)
+            self.feed(peer[0], self.r[peer[0]].packet_received(
+                peer[1], ADDR[name, o.ifname], msg, self.now))
 
     def do(self, name: str, method: str, *args: object) -> None:
         self.feed(name, getattr(self.r[name], method)(*args, self.now))
@@ -667,7 +666,11 @@ def jp_to_d(*groups: GroupEntry, upstream: str = "10.0.12.2") -> JoinPrune:
     [
         ("10.0.12.77", jp_to_d(GroupEntry(G, joins=STAR)), "not-neighbor"),
         ("10.0.12.1", jp_to_d(GroupEntry(G, joins=(Source.rp_tree("9.9.9.9"),))), "wrong-rp"),
-        ("10.0.12.1", jp_to_d(GroupEntry(G, joins=(Source("10.0.5.100"),))), "unsupported-sg"),
+        ("10.0.12.1", jp_to_d(GroupEntry(G, joins=(Source("224.1.1.1"),))), "bad-source"),
+        ("10.0.12.1", jp_to_d(GroupEntry(G, joins=(Source("10.0.5.0", mask_len=24),))),
+         "bad-source"),
+        ("10.0.12.1", jp_to_d(GroupEntry("232.1.1.1", prunes=(Source("10.0.5.1", rpt=True),))),
+         "ssm-group"),
         (
             "10.0.12.1",
             jp_to_d(GroupEntry(G, joins=(Source(RP, wildcard=True),))),
