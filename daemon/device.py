@@ -53,7 +53,15 @@ from daemon.igmp.display import (
 from daemon.igmp.service import IgmpService
 from daemon.kernel.lag import Lag
 from daemon.kernel.links import LinkState, LinkWatcher, Netlink, NetlinkError, Route
-from daemon.kernel.mroute import IgmpPacket, IgmpSender, MrouteSocket, PimSocket, Upcall
+from daemon.kernel.mroute import (
+    IGMPMSG_NOCACHE,
+    IGMPMSG_WRONGVIF,
+    IgmpPacket,
+    IgmpSender,
+    MrouteSocket,
+    PimSocket,
+    Upcall,
+)
 from daemon.kernel.nft import Nft
 from daemon.kernel.packet import PacketPort
 from daemon.kernel.udp import BfdSockets, UdpEndpoint
@@ -86,6 +94,8 @@ from daemon.pim import (
     PimConfig,
     PimInterfaceConfig,
     PimRouter,
+    SgChanged,
+    WatchSource,
     pim_interface_json,
     pim_neighbor_json,
     pim_routing_table_json,
@@ -117,6 +127,7 @@ LOOPBACK_KEEP = [IPv4Interface("127.0.0.1/8")]
 # shows 305 (0x131) for GE members of Eth-Trunk1.
 SPEED_CODE = {InterfaceKind.GE: 0x31, InterfaceKind.XGE: 0x32}
 ETRUNK_PORT_OFFSET = 0x8000
+KEEPALIVE_POLL_S = 10.0  # (S,G) traffic counters read this often (Keepalive Period 210 s)
 
 
 def device_mac(cfg: DeviceConfig) -> bytes:
@@ -361,6 +372,7 @@ class Device:
         self.rpf: tuple[str | None, str | None] = (None, None)  # toward the RP
         self._upstream = True  # a route toward the RP (as the E-Trunks were last told)
         self._rpf_cache: dict[IPv4Address, tuple[str | None, str | None]] = {}
+        self._sources: set[str] = set()  # PIM's WatchSource: routes it is told about
         self.rbs: dict[str, RbsService] = {}  # remote-backup-service name -> service
         self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
         self._igmp_up: set[str] = set()  # IGMP interfaces that are up (querying)
@@ -522,6 +534,7 @@ class Device:
             self.igmp[itf.name] = IgmpService(machine, port, self._on_group,
                                               self.log.child("igmp"))
         self.mroute.set_assert(True)
+        self.mroute.set_pim(True)
         self.mfib = MulticastFib(self.mroute, self._vif_of, self._iif_for,
                                  self.log.child("mfib"))
         self._build_pim()
@@ -539,6 +552,7 @@ class Device:
         rps = self.cfg.pim.static_rps if self.cfg.pim else []
         router = PimRouter(
             PimConfig(router_id=str(router_id), rp=str(rps[0]) if rps else None,
+                      spt_switch=not (self.cfg.pim and self.cfg.pim.spt_switch_infinity),
                       interfaces=tuple(PimInterfaceConfig(
                           ifname=i.name, address=str(i.address.ip),  # type: ignore[union-attr]
                           secondary=tuple(str(a.ip) for a in i.sub_addresses))
@@ -584,10 +598,12 @@ class Device:
         tell the E-Trunks whether the streams can still reach us."""
         if self.pim is None or self.pim.router.is_rp or not self.cfg.pim or \
                 not self.cfg.pim.static_rps:
+            self._tell_source_routes()
             if self.mfib is not None:
                 self.mfib.rpf_changed()
             return
         rpf = self._rpf_toward(self.cfg.pim.static_rps[0])
+        self._tell_source_routes()
         if rpf != self.rpf:
             self.log.child("pim").info("rpf toward rp", interface=rpf[0] or "-",
                                        neighbor=rpf[1] or "-")
@@ -602,10 +618,34 @@ class Device:
         if self.mfib is not None:
             self.mfib.rpf_changed()
 
+    def _pim_route(self, source: str) -> tuple[str | None, str | None]:
+        """The route toward a source as PIM takes it: through a PIM interface, or none."""
+        vrp, gw = self._rpf_toward(IPv4Address(source))
+        if self.pim_port is None or vrp not in self.pim_port.by_name:
+            return None, None
+        return vrp, gw
+
+    def _tell_source_routes(self) -> None:
+        """Routes may have moved: PIM gets the route toward every source it watches."""
+        if self.pim is not None:
+            for source in sorted(self._sources):
+                self.pim.source_rpf(source, *self._pim_route(source))
+
     def _on_pim(self, out: PimOutput) -> None:
         if isinstance(out, OifsChanged):
             if self.mfib is not None:
                 self.mfib.set_group_oifs(IPv4Address(out.group), out.oifs)
+        elif isinstance(out, SgChanged):
+            if self.mfib is not None:
+                self.mfib.set_sg(IPv4Address(out.source), IPv4Address(out.group), out.iif,
+                                 out.oifs, out.present)
+        elif isinstance(out, WatchSource):
+            if out.watch:
+                self._sources.add(out.source)
+                if self.pim is not None:
+                    self.pim.source_rpf(out.source, *self._pim_route(out.source))
+            else:
+                self._sources.discard(out.source)
         elif isinstance(out, NeighborChanged):
             self.log.child("pim").info("neighbor " + ("up" if out.up else "down"),
                                        ifname=out.ifname, neighbor=out.neighbor,
@@ -632,6 +672,32 @@ class Device:
     def _on_upcall(self, up: Upcall) -> None:
         if self.mfib is not None:
             self.mfib.upcall(up)
+        if self.pim is not None and up.kind in (IGMPMSG_NOCACHE, IGMPMSG_WRONGVIF):
+            self.pim.data_arrived(str(up.source), str(up.group), self._vif_name(up.vif))
+
+    def _vif_name(self, vif: int) -> str | None:
+        """The VRP interface of a VIF number, if it is one of ours."""
+        if self.mroute is None:
+            return None
+        for ifindex, number in self.mroute.vifs.items():
+            if number == vif:
+                linux = next((n for n, st in self.links.items() if st.index == ifindex), None)
+                return self._vrp_name(linux) if linux else None
+        return None
+
+    async def _keepalive_poller(self) -> None:
+        """(S,G) Keepalive Timers run while the kernel's packet counters grow: the daemon
+        never sees the packets themselves."""
+        assert self.pim is not None and self.mfib is not None
+        last: dict[tuple[str, str], int] = {}
+        while True:
+            await trio.sleep(KEEPALIVE_POLL_S)
+            for source, group in self.pim.router.keepalive_sources():
+                count = self.mfib.packets(IPv4Address(source), IPv4Address(group))
+                if count is not None and count > last.get((source, group), 0):
+                    self.pim.data_seen(source, group)
+                if count is not None:
+                    last[(source, group)] = count
 
     def _igmp_link(self, vrp: str, up: bool) -> None:
         """IGMP runs only while its interface is up (Eth-Trunk1 follows LACP). Serving the
@@ -1160,6 +1226,8 @@ class Device:
                     nursery.start_soon(self._mroute_reader)
                 if self.pim is not None:
                     await nursery.start(self.pim.run)
+                    if self.mfib is not None:
+                        nursery.start_soon(self._keepalive_poller)
                     for vrp in self.pim_port.by_name:  # type: ignore[union-attr]
                         link = self.links.get(self.cfg.interfaces[vrp].linux_name or "")
                         if link is not None and link.oper_up:

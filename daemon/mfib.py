@@ -4,11 +4,12 @@ turned into MFC entries on the namespace's mroute socket.
 The kernel forwards; the daemon never touches a data packet. An (S,G) entry appears when the
 kernel reports traffic it has no entry for (NOCACHE upcall). Its incoming interface is the
 RPF interface: toward the source on the RP (the source is attached to it), toward the RP
-everywhere else (shared tree only: no SPT switchover). Its outgoing interfaces are the
-group's, minus the incoming one. An entry for a group without state is installed with no
-outgoing interface, so the kernel drops that traffic itself instead of upcalling per packet.
-Entries follow the group's interface set, and move when the RPF interface moves (a WRONGVIF
-upcall or a route change).
+everywhere else. Its outgoing interfaces are the group's, minus the incoming one. Where PIM
+holds (S,G) state (the source's tree, a source pruned off the shared tree) its SgChanged
+decides the entry's input and outputs instead (`set_sg`). An entry for a group without
+state is installed with no outgoing interface, so the kernel drops that traffic itself
+instead of upcalling per packet. Entries follow the group's interface set, and move when
+the RPF interface moves (a WRONGVIF upcall or a route change).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class MulticastFib:
         self.log = log
         self.entries: dict[tuple[IPv4Address, IPv4Address], MfcEntry] = {}
         self.group_oifs: dict[IPv4Address, frozenset[str]] = {}
+        # PIM's (S,G) state: (input, None meaning the default rule above; outputs)
+        self.sg: dict[tuple[IPv4Address, IPv4Address], tuple[str | None, frozenset[str]]] = {}
         self.upcalls = {"nocache": 0, "wrongvif": 0, "other": 0}
         self.errors = 0
 
@@ -50,8 +53,8 @@ class MulticastFib:
         elif up.kind == IGMPMSG_WRONGVIF:
             self.upcalls["wrongvif"] += 1
             entry = self.entries.get((up.source, up.group))
-            if entry is not None and self.iif_for(up.source) != entry.iif:
-                self._install(entry, self.iif_for(up.source), entry.oifs)
+            if entry is not None and self._want(entry)[0] != entry.iif:
+                self._install(entry, *self._want(entry))
         else:
             self.upcalls["other"] += 1
 
@@ -61,21 +64,40 @@ class MulticastFib:
         else:
             self.group_oifs.pop(group, None)
         for entry in [e for e in self.entries.values() if e.group == group]:
-            self._install(entry, entry.iif, oifs)
+            if (entry.source, group) not in self.sg:
+                self._install(entry, entry.iif, oifs)
+
+    def set_sg(self, source: IPv4Address, group: IPv4Address, iif: str | None,
+               oifs: frozenset[str], present: bool) -> None:
+        """PIM's (S,G) state for one entry; `present` False hands it back to its group."""
+        if present:
+            self.sg[(source, group)] = (iif, oifs)
+        else:
+            self.sg.pop((source, group), None)
+        entry = self.entries.get((source, group))
+        if entry is not None:
+            self._install(entry, *self._want(entry))
 
     def rpf_changed(self) -> None:
         """Routes moved: re-point every entry whose RPF interface changed."""
         for entry in list(self.entries.values()):
-            iif = self.iif_for(entry.source)
+            iif, oifs = self._want(entry)
             if iif != entry.iif:
-                self._install(entry, iif, self.group_oifs.get(entry.group, frozenset()))
+                self._install(entry, iif, oifs)
+
+    def _want(self, entry: MfcEntry) -> tuple[str | None, frozenset[str]]:
+        """(input, outputs) the entry should have now."""
+        state = self.sg.get((entry.source, entry.group))
+        if state is not None:
+            return state[0] or self.iif_for(entry.source), state[1]
+        return self.iif_for(entry.source), self.group_oifs.get(entry.group, frozenset())
 
     def _ensure(self, source: IPv4Address, group: IPv4Address) -> None:
         entry = self.entries.get((source, group))
         if entry is None:
             entry = MfcEntry(source, group, None, frozenset(), time.time())
             self.entries[(source, group)] = entry
-        self._install(entry, self.iif_for(source), self.group_oifs.get(group, frozenset()))
+        self._install(entry, *self._want(entry))
 
     def _install(self, entry: MfcEntry, iif: str | None, oifs: frozenset[str]) -> None:
         parent = self.vif_of(iif) if iif else None
@@ -95,6 +117,15 @@ class MulticastFib:
             self.log.info("mfc entry", source=str(entry.source), group=str(entry.group),
                           iif=iif or "-", oifs=",".join(sorted(oifs - {iif})) or "-")
         entry.iif, entry.oifs = iif, frozenset(oifs - {iif} if iif else oifs)
+
+    def packets(self, source: IPv4Address, group: IPv4Address) -> int | None:
+        """The kernel's packet count of an installed entry (None: no entry)."""
+        if (source, group) not in self.entries:
+            return None
+        try:
+            return self.mroute.sg_counters(source, group)[0]
+        except OSError:
+            return None
 
     def remove_all(self) -> None:
         for entry in self.entries.values():

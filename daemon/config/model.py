@@ -264,6 +264,9 @@ class Pim:
 
     line: int
     static_rps: list[IPv4Address] = field(default_factory=list)
+    # `spt-switch-threshold infinity`: last-hop routers stay on the RP's tree; without it
+    # they switch to the source's tree on the first packet (VRP's default)
+    spt_switch_infinity: bool = False
 
 
 @dataclass

@@ -70,7 +70,8 @@ def _blocks(cfg: DeviceConfig) -> Iterator[list[str]]:
     for ospf in cfg.ospf.values():
         yield _ospf(ospf)
     if cfg.pim is not None:
-        yield ["pim", *(f" static-rp {rp}" for rp in cfg.pim.static_rps)]
+        yield ["pim", *(f" static-rp {rp}" for rp in cfg.pim.static_rps),
+               *([" spt-switch-threshold infinity"] if cfg.pim.spt_switch_infinity else [])]
 
 
 def _vlan_ranges(vlans: list[int]) -> str:

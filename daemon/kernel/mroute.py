@@ -21,6 +21,7 @@ import trio
 
 MRT_INIT, MRT_DONE, MRT_ADD_VIF, MRT_DEL_VIF, MRT_ADD_MFC, MRT_DEL_MFC = range(200, 206)
 MRT_ASSERT = 207
+MRT_PIM = 208
 VIFF_USE_IFINDEX = 0x8
 MAXVIFS = 32
 IP_PKTINFO = 8
@@ -97,6 +98,11 @@ class MrouteSocket:
     def set_assert(self, on: bool) -> None:
         """WRONGVIF upcalls for packets arriving on a VIF other than the entry's parent."""
         self.raw.setsockopt(socket.IPPROTO_IP, MRT_ASSERT, int(on))
+
+    def set_pim(self, on: bool) -> None:
+        """PIM mode: WRONGVIF upcalls also for a VIF that is not among the entry's outputs
+        (how a last-hop router sees the first packet down the source's tree)."""
+        self.raw.setsockopt(socket.IPPROTO_IP, MRT_PIM, int(on))
 
     def add_mfc(self, source: IPv4Address, group: IPv4Address, parent: int,
                 oifs: set[int]) -> None:

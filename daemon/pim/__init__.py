@@ -75,8 +75,11 @@ from daemon.pim.machine import (
     PimRouter,
     PimSnapshot,
     SendPim,
+    SgChanged,
+    SgSnapshot,
     StarGSnapshot,
     UpstreamState,
+    WatchSource,
 )
 from daemon.pim.service import PimService, Transport
 
@@ -105,11 +108,14 @@ __all__ = [
     "PimService",
     "PimSnapshot",
     "SendPim",
+    "SgChanged",
+    "SgSnapshot",
     "Source",
     "StarGSnapshot",
     "Transport",
     "Unsupported",
     "UpstreamState",
+    "WatchSource",
     "decode",
     "encode",
     "pim_interface_json",

@@ -20,6 +20,7 @@ from daemon.pim.machine import (
     InterfaceSnapshot,
     NeighborSnapshot,
     PimSnapshot,
+    SgSnapshot,
     StarGSnapshot,
 )
 
@@ -246,15 +247,47 @@ def _entry_lines(g: StarGSnapshot) -> list[str]:
     return lines
 
 
+def _select_sources(snap: PimSnapshot, group: str | None) -> list[SgSnapshot]:
+    return [s for s in snap.sources if group is None or s.group == group]
+
+
+def _sg_flags(s: SgSnapshot) -> list[str]:
+    """VRP's flags: SPT (on the source's tree), RPT (pruned off the shared tree here)."""
+    return [f for f, on in (("SPT", s.spt_bit), ("RPT", bool(s.rpt_pruned))) if on] or ["NIL"]
+
+
+def _sg_lines(s: SgSnapshot) -> list[str]:
+    lines = [
+        f" ({s.source}, {s.group})",
+        f"     Protocol: pim-sm, Flag: {' '.join(_sg_flags(s))}",
+        f"     UpTime: {_hms(s.uptime)}",
+        f"     Upstream interface: {s.rpf_interface or 'NULL'}",
+        f"         Upstream neighbor: {s.rpf_neighbor or 'NULL'}",
+    ]
+    if not s.oifs:
+        return [*lines, "     Downstream interface(s) information: None"]
+    lines += ["     Downstream interface(s) information:",
+              f"     Total number of downstreams: {len(s.oifs)}"]
+    for i, ifname in enumerate(s.oifs, 1):
+        how = "pim-sm" if ifname in s.joined else "inherited"
+        lines.append(f"        {i}: {ifname}")
+        lines.append(f"             Protocol: {how}")
+    return lines
+
+
 def render_pim_routing_table(snap: PimSnapshot, *, group: str | None = None) -> str:
     """`display pim routing-table [group G]`."""
     groups = _select_groups(snap, group)
+    sources = _select_sources(snap, group)
     lines = [
         f" VPN-Instance: {VPN_INSTANCE}",
-        f" Total {_plural(len(groups), '(*, G) entry', '(*, G) entries')}; 0 (S, G) entry",
+        f" Total {_plural(len(groups), '(*, G) entry', '(*, G) entries')}; "
+        f"{len(sources)} (S, G) entr{'ies' if len(sources) > 1 else 'y'}",  # VRP: "0 ... entry"
     ]
     for g in groups:
         lines += ["", *_entry_lines(g)]
+    for s in sources:
+        lines += ["", *_sg_lines(s)]
     return "\n".join(lines)
 
 
@@ -298,9 +331,29 @@ def pim_routing_table_json(snap: PimSnapshot, *, group: str | None = None) -> di
                 ],
             }
         )
+    star_g = len(entries)
+    for s in _select_sources(snap, group):
+        entries.append({
+            "source": s.source,
+            "group": s.group,
+            "protocol": "pim-sm",
+            "flags": _sg_flags(s),
+            "uptime": _hms(s.uptime),
+            "uptime_s": s.uptime,
+            "upstream_state": s.upstream_state.name.lower(),
+            "spt_bit": s.spt_bit,
+            "upstream_interface": s.rpf_interface,
+            "upstream_neighbor": s.rpf_neighbor,
+            "join_timer_s": _seconds(s.join_timer),
+            "keepalive_s": _seconds(s.keepalive),
+            "mfc_input": s.iif,
+            "downstream": [{"interface": i, "protocol": "pim-sm" if i in s.joined
+                            else "inherited"} for i in s.oifs],
+            "rpt_pruned": list(s.rpt_pruned),
+        })
     return {
         "vpn_instance": VPN_INSTANCE,
-        "star_g_entries": len(entries),
-        "sg_entries": 0,
+        "star_g_entries": star_g,
+        "sg_entries": len(entries) - star_g,
         "entries": entries,
     }

@@ -97,6 +97,15 @@ class PimService:
     def rpf_changed(self, interface: str | None, neighbor: str | None) -> None:
         self._input(self._router.rpf_changed(interface, neighbor, trio.current_time()))
 
+    def source_rpf(self, source: str, interface: str | None, neighbor: str | None) -> None:
+        self._input(self._router.source_rpf(source, interface, neighbor, trio.current_time()))
+
+    def data_arrived(self, source: str, group: str, ifname: str | None) -> None:
+        self._input(self._router.data_arrived(source, group, ifname, trio.current_time()))
+
+    def data_seen(self, source: str, group: str) -> None:
+        self._input(self._router.data_seen(source, group, trio.current_time()))
+
     def snapshot(self) -> PimSnapshot:
         return self._router.snapshot(trio.current_time())
 

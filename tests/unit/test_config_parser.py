@@ -407,6 +407,7 @@ ospf 2
 pim
  static-rp 2.2.2.2
  static-rp 2.2.2.3
+ spt-switch-threshold infinity
 #
 return
 """
@@ -473,6 +474,7 @@ def test_every_command() -> None:
     }
     assert cfg.ospf[2].areas == {}
     assert cfg.pim is not None and cfg.pim.static_rps == [ip("2.2.2.2"), ip("2.2.2.3")]
+    assert cfg.pim.spt_switch_infinity
 
 
 def test_clear_cipher_and_simple_keys() -> None:
@@ -726,6 +728,8 @@ ospf 1
 pim
  static-rp 2.2.2.2
  undo static-rp 2.2.2.2
+ spt-switch-threshold infinity
+ undo spt-switch-threshold
 #
 return
 """
@@ -920,6 +924,8 @@ MUTATIONS = [
      "'peer-address' is not valid in view 'interface GigabitEthernet0/1/1'"),
     ("A", " static-rp 2.2.2.2", " static-rp 2.2.2.2\n network 2.2.2.2 0.0.0.0", 58,
      "'network' is not valid in view 'pim'"),
+    ("A", " static-rp 2.2.2.2", " static-rp 2.2.2.2\n spt-switch-threshold 1024", 58,
+     "only 'infinity' (never switch) is supported"),
     ("A", "#\nlacp priority 100", "#\npim sm\n#\nlacp priority 100", 10,
      "'pim sm' is not valid in view 'system'"),
     ("A", " eth-trunk 1\n#\ninterface GigabitEthernet0/1/3",

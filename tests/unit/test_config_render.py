@@ -144,7 +144,7 @@ def full_model() -> DeviceConfig:
         },
     )
     cfg.ospf[2] = Ospf(process=2, line=0)
-    cfg.pim = Pim(line=0, static_rps=[ip("2.2.2.2"), ip("2.2.2.3")])
+    cfg.pim = Pim(line=0, static_rps=[ip("2.2.2.2"), ip("2.2.2.3")], spt_switch_infinity=True)
     return cfg
 
 
@@ -264,6 +264,7 @@ ospf 2
 pim
  static-rp 2.2.2.2
  static-rp 2.2.2.3
+ spt-switch-threshold infinity
 #
 return
 """
