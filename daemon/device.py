@@ -55,6 +55,7 @@ from daemon.kernel.lag import Lag
 from daemon.kernel.links import LinkState, LinkWatcher, Netlink, NetlinkError, Route
 from daemon.kernel.mroute import (
     IGMPMSG_NOCACHE,
+    IGMPMSG_WHOLEPKT,
     IGMPMSG_WRONGVIF,
     IgmpPacket,
     IgmpSender,
@@ -87,6 +88,7 @@ from daemon.lacp.service import LacpService
 from daemon.log import Log
 from daemon.mfib import MulticastFib, render_multicast_routing_table
 from daemon.pim import (
+    REGISTER_IF,
     MemberKind,
     Membership,
     NeighborChanged,
@@ -200,7 +202,10 @@ class _PimPort:
         self.by_index[ifindex] = vrp
         self.sock.join(ifindex)
 
-    async def send(self, ifname: str, dst: str, payload: bytes) -> None:
+    async def send(self, ifname: str | None, dst: str, payload: bytes) -> None:
+        if ifname is None:  # a unicast Register or Register-Stop: the kernel routes it
+            await self.sock.send(0, "0.0.0.0", dst, payload)
+            return
         ifindex, address = self.by_name[ifname]
         await self.sock.send(ifindex, address, dst, payload)
 
@@ -561,8 +566,12 @@ class Device:
                                       for a in [i.address, *i.sub_addresses] if a is not None),
             rng=random.Random())
         self.pim = PimService(router, self.pim_port, self._on_pim, self.log.child("pim"))
+        if rps and self.mroute is not None:
+            self.mroute.add_register_vif()
 
     def _vif_of(self, vrp: str) -> int | None:
+        if vrp == REGISTER_IF:
+            return self.mroute.register_vif if self.mroute is not None else None
         linux = self.cfg.interfaces[vrp].linux_name if vrp in self.cfg.interfaces else None
         link = self.links.get(linux or "")
         if link is None or self.mroute is None:
@@ -670,15 +679,26 @@ class Device:
                 self._on_upcall(msg)
 
     def _on_upcall(self, up: Upcall) -> None:
+        """PIM first: the (S,G) state it makes (a source's DR registering, the RP taking
+        decapsulated data) must be in place when the MFC entry is installed for the packet
+        the kernel holds."""
+        if self.pim is not None and up.kind == IGMPMSG_WHOLEPKT:
+            self.pim.whole_packet(up.packet)
+            return
+        if self.pim is not None and up.kind in (IGMPMSG_NOCACHE, IGMPMSG_WRONGVIF):
+            ifname = self._vif_name(up.vif)
+            vrp, gw = self._rpf_toward(up.source)
+            self.pim.data_arrived(str(up.source), str(up.group), ifname,
+                                  connected=ifname is not None and vrp == ifname and gw is None)
         if self.mfib is not None:
             self.mfib.upcall(up)
-        if self.pim is not None and up.kind in (IGMPMSG_NOCACHE, IGMPMSG_WRONGVIF):
-            self.pim.data_arrived(str(up.source), str(up.group), self._vif_name(up.vif))
 
     def _vif_name(self, vif: int) -> str | None:
         """The VRP interface of a VIF number, if it is one of ours."""
         if self.mroute is None:
             return None
+        if vif == self.mroute.register_vif:
+            return REGISTER_IF
         for ifindex, number in self.mroute.vifs.items():
             if number == vif:
                 linux = next((n for n, st in self.links.items() if st.index == ifindex), None)

@@ -22,6 +22,7 @@ import trio
 MRT_INIT, MRT_DONE, MRT_ADD_VIF, MRT_DEL_VIF, MRT_ADD_MFC, MRT_DEL_MFC = range(200, 206)
 MRT_ASSERT = 207
 MRT_PIM = 208
+VIFF_REGISTER = 0x4
 VIFF_USE_IFINDEX = 0x8
 MAXVIFS = 32
 IP_PKTINFO = 8
@@ -50,12 +51,14 @@ def mfcctl(source: IPv4Address, group: IPv4Address, parent: int, oifs: set[int])
 
 @dataclass(frozen=True)
 class Upcall:
-    """A kernel message: NOCACHE (no MFC entry for (S,G) arriving on `vif`), WRONGVIF..."""
+    """A kernel message: NOCACHE (no MFC entry for (S,G) arriving on `vif`), WRONGVIF, or
+    WHOLEPKT (a packet for the register VIF, whole in `packet`)."""
 
     kind: int
     vif: int
     source: IPv4Address
     group: IPv4Address
+    packet: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ def parse_upcall(data: bytes) -> Upcall | None:
     if len(data) < IGMPMSG.size or data[9] != 0:
         return None
     kind, _mbz, vif, src, dst = IGMPMSG.unpack_from(data)
-    return Upcall(kind, vif, IPv4Address(src), IPv4Address(dst))
+    packet = data[IGMPMSG.size:] if kind == IGMPMSG_WHOLEPKT else b""
+    return Upcall(kind, vif, IPv4Address(src), IPv4Address(dst), packet)
 
 
 class MrouteSocket:
@@ -81,14 +85,30 @@ class MrouteSocket:
         self.raw = raw
         self.sock = trio.socket.from_stdlib_socket(raw)
         self.vifs: dict[int, int] = {}  # ifindex -> vif
+        self.register_vif: int | None = None
+
+    def _free_vif(self) -> int:
+        taken = {*self.vifs.values(), self.register_vif}
+        return next(v for v in range(MAXVIFS) if v not in taken)
 
     def add_vif(self, ifindex: int) -> int:
         if ifindex in self.vifs:
             return self.vifs[ifindex]
-        free = next(v for v in range(MAXVIFS) if v not in self.vifs.values())
+        free = self._free_vif()
         self.raw.setsockopt(socket.IPPROTO_IP, MRT_ADD_VIF, vifctl(free, ifindex))
         self.vifs[ifindex] = free
         return free
+
+    def add_register_vif(self) -> int:
+        """The register VIF (the kernel makes a `pimreg` device): as an MFC output it hands
+        each packet up whole (WHOLEPKT) to be tunnelled in a Register; as an input it is
+        where the kernel delivers the packets it decapsulates from Registers (MRT_PIM)."""
+        if self.register_vif is None:
+            free = self._free_vif()
+            self.raw.setsockopt(socket.IPPROTO_IP, MRT_ADD_VIF,
+                                VIFCTL.pack(free, VIFF_REGISTER, 1, 0, 0, b"\0" * 4))
+            self.register_vif = free
+        return self.register_vif
 
     def del_vif(self, ifindex: int) -> None:
         vif = self.vifs.pop(ifindex, None)

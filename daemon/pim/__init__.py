@@ -1,38 +1,33 @@
-"""PIM-SM (RFC 7761) with a static RP, for `pim sm` interfaces: the shared tree only.
+"""PIM-SM (RFC 7761) with a static RP, for `pim sm` interfaces.
 
 `codec` and `machine` are pure (no I/O, time passed in as `now`); `service` binds a
 `PimRouter` to a raw IPPROTO_PIM transport under trio; `display` renders
 `display pim neighbor`, `display pim interface` and `display pim routing-table`.
 
-What is here: Hellos, neighbors and DR election (4.3), (*,G) Join/Prune state downstream
-(4.5.2) and upstream (4.5.7) toward one static RP, with LAN prune override, join suppression
-and PruneEcho; outgoing interfaces per group for the MFC; the `peer-backup hot` exception of
-VRP's dual-device IGMP hot backup (`PimRouter.backup_members`, see `machine`).
+What is here: Hellos, neighbors and DR election (4.3); (*,G) Join/Prune state downstream
+(4.5.2) and upstream (4.5.7) toward the static RP, with LAN prune override, join suppression
+and PruneEcho; (S,G) and (S,G,rpt) state (4.5.3-4.5.5, 4.5.8): downstream (S,G) Joins and
+Prune(S,G,rpt), the upstream (S,G) Join toward the source, the Keepalive Timer, the SPT bit
+and the switch of a last-hop DR to the source's tree on the first packet (VRP's default;
+`spt-switch-threshold infinity` keeps it on the RP's tree), with Prune(S,G,rpt) toward the RP
+when the two trees part; Registers (4.4): a source's DR tunnels its packets to the RP until
+the RP says Register-Stop, probes with Null-Registers after the suppression time, and the RP
+joins toward the source, taking the kernel's decapsulated packets from the register VIF
+until the source's tree delivers. Outgoing interfaces per group and per (S,G) go to the MFC
+(daemon/mfib.py); the `peer-backup hot` exception of VRP's dual-device IGMP hot backup
+(`PimRouter.backup_members`, see `machine`).
 
-What is left out, and why this topology does not need it (DeviceD is the RP, 2.2.2.2, and
-the multicast Source sits on DeviceD's GE0/1/1; DeviceA and DeviceB are last-hop routers):
-- Registers (4.4; message types 1 and 2). A source's first-hop router (the DR on the
-  source's LAN) unicasts the source's packets, encapsulated in Register messages, to the RP
-  until the RP has joined toward the source and answers with Register-Stop; that is how the
-  RP learns of sources it is not connected to. Here the first-hop router is the RP itself:
-  D receives the data natively on GE0/1/1 and forwards it down the (*,G) tree. A topology
-  with the Source behind any other router (say behind DeviceA, or behind a fifth router
-  hanging off D), or with the RP moved off DeviceD, needs Registers.
-- SPT switchover ((S,G) and (S,G,rpt) state, 4.5.4-4.5.9, the SPTbit). Last-hop routers
-  join the source's shortest-path tree once traffic flows, and prune the source off the
-  shared tree, when the RP is not on the shortest path. Here every path from A or B to the
-  Source runs through D, the RP, so the shared tree already is the shortest path. A topology
-  where the Source's router reaches A or B without passing the RP (a source behind DeviceB
-  with the RP on D, say) needs it. (S,G) entries in received Join/Prunes are counted as
-  "unsupported-sg" and ignored.
+What is left out, and why:
 - Asserts (4.6; type 5). When two routers can forward the same group onto one multi-access
   LAN, Asserts elect a single forwarder so receivers get no duplicates. The only LAN with two
-  PIM routers here is VLAN 100 behind DeviceC (A's and B's Eth-Trunk1), and E-Trunk keeps
-  the backup's Eth-Trunk1 down, so only one of them ever forwards there. A topology with
-  both trunks active (dual-active E-Trunk) or with several routers on a shared transit LAN
-  needs Asserts.
-- Also left out: Bootstrap/BSR and C-RP advertisements (the RP is static), the SSM range,
-  IPv6, Join attributes, and PIM-DM's message types; all are decoded as `Unsupported` (or
+  PIM routers in the lab's topologies is VLAN 100 behind DeviceC (A's and B's Eth-Trunk1),
+  and E-Trunk keeps the backup's Eth-Trunk1 down, so only one of them ever forwards there.
+  A topology with both trunks active (dual-active E-Trunk) or with several routers on a
+  shared transit LAN needs Asserts; received Asserts are counted as "unsupported-type".
+- A rate for the SPT switch (`spt-switch-threshold RATE`): only "immediately" (no command)
+  and `infinity` are modelled.
+- Bootstrap/BSR and C-RP advertisements (the RP is static), IPv6, Join attributes, the
+  Border bit of Registers, and PIM-DM's message types; all are decoded as `Unsupported` (or
   rejected by the codec) and counted.
 """
 
@@ -59,6 +54,7 @@ from daemon.pim.display import (
     render_pim_routing_table,
 )
 from daemon.pim.machine import (
+    REGISTER_IF,
     DownstreamSnapshot,
     DownstreamState,
     DrChanged,
@@ -86,6 +82,7 @@ from daemon.pim.service import PimService, Transport
 __all__ = [
     "ALL_PIM_ROUTERS",
     "IPPROTO_PIM",
+    "REGISTER_IF",
     "DownstreamSnapshot",
     "DownstreamState",
     "DrChanged",

@@ -1,4 +1,4 @@
-"""PIMv2 wire format (RFC 7761 4.9) for Hello and Join/Prune, encoded and decoded with `struct`.
+"""PIMv2 wire format (RFC 7761 4.9): Hello, Join/Prune, Register and Register-Stop, with `struct`.
 
 `decode(payload)` parses one PIM message, the IP payload as a raw IPPROTO_PIM socket hands it
 over once the IPv4 header is stripped; `encode(msg)` builds one with its checksum.
@@ -7,8 +7,10 @@ Strict where a wrong value makes the message unusable: the version (2), the chec
 4.9: over the whole PIM message; for a Register only over its first 8 octets), every length
 (Hello options, group and source counts, no octets left over after a Join/Prune), the
 encoded-address formats of 4.9.1 (address family 1 = IPv4, encoding type 0 = native, mask
-length at most 32). This daemon is IPv4 only, so an IPv6 (family 2) address in a Join/Prune
-is "bad-family"; Join Attributes (RFC 5384, encoding type 1) are "bad-encoding". A
+length at most 32); a Register must carry an IPv4 packet to a multicast group
+("bad-register"), and one whose checksum covers the whole message is accepted too (4.9.3:
+some implementations compute it so). This daemon is IPv4 only, so an IPv6 (family 2) address
+in a Join/Prune is "bad-family"; Join Attributes (RFC 5384, encoding type 1) are "bad-encoding". A
 duplicated Hello option is "duplicate-option" (which copy would count is not defined),
 except the Address List: a dual-stack neighbor sends one per family, and its IPv6 entries
 are skipped, not an error.
@@ -16,9 +18,9 @@ are skipped, not an error.
 Lenient where the RFC says so: the header's Reserved octet and the reserved bits of the
 encoded group and source addresses are ignored on receipt (RFC 7761 4.9, RFC 8736); unknown
 Hello options are kept unparsed as (type, value) so they neither block the neighbor nor get
-lost (4.9.2: "Unknown options MUST be ignored"). Other message types (Register 1,
-Register-Stop 2, Bootstrap 4, Assert 5, C-RP-Advertisement 8, the PIM-DM and later types)
-decode to `Unsupported(type)` once the checksum is verified: valid PIM, just not ours.
+lost (4.9.2: "Unknown options MUST be ignored"). Other message types (Bootstrap 4, Assert 5,
+C-RP-Advertisement 8, the PIM-DM and later types) decode to `Unsupported(type)` once the
+checksum is verified: valid PIM, just not ours.
 
 Round trips: `decode(encode(m)) == m` always; `encode(decode(b)) == b` when `b` lists the
 known Hello options in our order (Holdtime, LAN Prune Delay, DR Priority, Generation ID,
@@ -64,6 +66,11 @@ _JP_FIXED = struct.Struct("!BBH")  # reserved, number of groups, holdtime
 _COUNTS = struct.Struct("!HH")  # number of joined sources, number of pruned sources
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_INNER = struct.Struct("!BBHHHBBH4s4s")  # an IPv4 header without options
+IPV4_HEADER_LEN = 20
+REGISTER_STOP_LEN = HEADER_LEN + ENCODED_GROUP_LEN + ENCODED_UNICAST_LEN
+_REGISTER_B = 0x80000000
+_REGISTER_N = 0x40000000
 _LPD = struct.Struct("!HH")  # T|propagation delay (ms), override interval (ms)
 
 _GROUP_B = 0x80
@@ -256,7 +263,50 @@ class Unsupported:
     msg_type: int
 
 
-Message: TypeAlias = Hello | JoinPrune | Unsupported
+@dataclass(frozen=True)
+class Register:
+    """A data packet tunnelled by a source's DR to the RP (4.9.3). `packet` is the IPv4
+    packet as the source sent it; a Null-Register (N bit) carries only its IP header, to
+    probe whether the RP still wants Registers. B (Border) is always clear here."""
+
+    packet: bytes
+    null: bool = False
+    border: bool = False
+
+    def __post_init__(self) -> None:
+        _inner_addresses(self.packet)
+
+    @property
+    def source(self) -> str:
+        return _inner_addresses(self.packet)[0]
+
+    @property
+    def group(self) -> str:
+        return _inner_addresses(self.packet)[1]
+
+    @classmethod
+    def null_register(cls, source: str, group: str) -> Register:
+        """The dummy IP header of a Null-Register: S to G, no payload."""
+        header = bytearray(_INNER.pack(0x45, 0, IPV4_HEADER_LEN, 0, 0, 255, IPPROTO_PIM, 0,
+                                       _aton("source", source), _aton("group", group)))
+        struct.pack_into("!H", header, 10, checksum(bytes(header)))
+        return cls(bytes(header), null=True)
+
+
+@dataclass(frozen=True)
+class RegisterStop:
+    """The RP's answer to a Register (4.9.4): stop tunnelling S's packets to G. Source
+    0.0.0.0 means every source of the group."""
+
+    group: str
+    source: str
+
+    def __post_init__(self) -> None:
+        _aton("group", self.group)
+        _aton("source", self.source)
+
+
+Message: TypeAlias = Hello | JoinPrune | Register | RegisterStop | Unsupported
 
 
 def split_join_prune(
@@ -331,18 +381,35 @@ def _encode_join_prune(jp: JoinPrune) -> bytes:
     return b"".join(parts)
 
 
-def encode(msg: Hello | JoinPrune) -> bytes:
-    """The PIM message (IP payload) with its checksum."""
+def encode(msg: Hello | JoinPrune | Register | RegisterStop) -> bytes:
+    """The PIM message (IP payload) with its checksum (a Register's over its first 8 octets)."""
+    covered = None
     match msg:
         case Hello():
             kind, body = MsgType.HELLO, _encode_hello(msg)
         case JoinPrune():
             kind, body = MsgType.JOIN_PRUNE, _encode_join_prune(msg)
+        case Register():
+            flags = (_REGISTER_B if msg.border else 0) | (_REGISTER_N if msg.null else 0)
+            kind, body, covered = MsgType.REGISTER, _U32.pack(flags) + msg.packet, 8
+        case RegisterStop():
+            kind = MsgType.REGISTER_STOP
+            body = (_GROUP.pack(AF_IPV4, ENCODING_NATIVE, 0, 32, _aton("group", msg.group))
+                    + _UNICAST.pack(AF_IPV4, ENCODING_NATIVE, _aton("source", msg.source)))
         case _:
             raise TypeError(f"cannot encode {msg!r}")
     data = bytearray(_HEAD.pack(PIM_VERSION << 4 | kind, 0, 0) + body)
-    struct.pack_into("!H", data, 2, checksum(bytes(data)))
+    struct.pack_into("!H", data, 2, checksum(bytes(data[:covered])))
     return bytes(data)
+
+
+def _inner_addresses(packet: bytes) -> tuple[str, str]:
+    """(source, group) of a Register's inner packet; ValueError unless IPv4 to a group."""
+    if len(packet) < IPV4_HEADER_LEN or packet[0] >> 4 != 4 or (packet[0] & 0xF) < 5:
+        raise ValueError(f"not an IPv4 packet ({len(packet)} octets)")
+    if packet[16] >> 4 != 0xE:
+        raise ValueError(f"to {socket.inet_ntoa(packet[16:20])}: not a multicast group")
+    return socket.inet_ntoa(packet[12:16]), socket.inet_ntoa(packet[16:20])
 
 
 # ---- decode ------------------------------------------------------------------------------
@@ -490,13 +557,34 @@ def decode(payload: bytes) -> Message:
     if kind == MsgType.REGISTER:  # the checksum leaves out the encapsulated data packet
         if len(data) < 8:
             raise DecodeError("short", f"register of {len(data)} octets")
-        covered = data[:8]
-    else:
-        covered = data
-    if checksum(covered) != 0:
+        if checksum(data[:8]) != 0 and checksum(data) != 0:
+            raise DecodeError("bad-checksum", f"0x{data[2] << 8 | data[3]:04x}")
+        return _decode_register(data)
+    if checksum(data) != 0:
         raise DecodeError("bad-checksum", f"0x{data[2] << 8 | data[3]:04x}")
     if kind == MsgType.HELLO:
         return _decode_hello(data)
     if kind == MsgType.JOIN_PRUNE:
         return _decode_join_prune(data)
+    if kind == MsgType.REGISTER_STOP:
+        return _decode_register_stop(data)
     return Unsupported(kind)
+
+
+def _decode_register(data: bytes) -> Register:
+    (flags,) = _U32.unpack_from(data, HEADER_LEN)
+    try:
+        return Register(data[8:], null=bool(flags & _REGISTER_N),
+                        border=bool(flags & _REGISTER_B))
+    except ValueError as exc:
+        raise DecodeError("bad-register", str(exc)) from None
+
+
+def _decode_register_stop(data: bytes) -> RegisterStop:
+    if len(data) != REGISTER_STOP_LEN:
+        raise DecodeError("bad-length", f"register-stop of {len(data)} octets")
+    family, encoding, _, _, group = _GROUP.unpack_from(data, HEADER_LEN)
+    _check_format(family, encoding, "group")
+    family, encoding, source = _UNICAST.unpack_from(data, HEADER_LEN + ENCODED_GROUP_LEN)
+    _check_format(family, encoding, "source")
+    return RegisterStop(socket.inet_ntoa(group), socket.inet_ntoa(source))

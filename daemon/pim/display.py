@@ -20,6 +20,7 @@ from daemon.pim.machine import (
     InterfaceSnapshot,
     NeighborSnapshot,
     PimSnapshot,
+    RegisterState,
     SgSnapshot,
     StarGSnapshot,
 )
@@ -251,6 +252,10 @@ def _select_sources(snap: PimSnapshot, group: str | None) -> list[SgSnapshot]:
     return [s for s in snap.sources if group is None or s.group == group]
 
 
+def _state(state: RegisterState) -> str:
+    return state.name.lower().replace("_", "-")
+
+
 def _sg_flags(s: SgSnapshot) -> list[str]:
     """VRP's flags: SPT (on the source's tree), RPT (pruned off the shared tree here)."""
     return [f for f, on in (("SPT", s.spt_bit), ("RPT", bool(s.rpt_pruned))) if on] or ["NIL"]
@@ -264,6 +269,11 @@ def _sg_lines(s: SgSnapshot) -> list[str]:
         f"     Upstream interface: {s.rpf_interface or 'NULL'}",
         f"         Upstream neighbor: {s.rpf_neighbor or 'NULL'}",
     ]
+    if s.register_state is not RegisterState.NO_INFO:
+        stop = f", Register-Stop timer {_hms(s.register_stop)}" if s.register_stop else ""
+        lines.append(f"     Register state: {_state(s.register_state)}{stop}")
+    if s.registered_by:
+        lines.append(f"     Registered by: {s.registered_by}")
     if not s.oifs:
         return [*lines, "     Downstream interface(s) information: None"]
     lines += ["     Downstream interface(s) information:",
@@ -350,10 +360,14 @@ def pim_routing_table_json(snap: PimSnapshot, *, group: str | None = None) -> di
             "downstream": [{"interface": i, "protocol": "pim-sm" if i in s.joined
                             else "inherited"} for i in s.oifs],
             "rpt_pruned": list(s.rpt_pruned),
+            "register_state": _state(s.register_state),
+            "register_stop_s": _seconds(s.register_stop),
+            "registered_by": s.registered_by,
         })
     return {
         "vpn_instance": VPN_INSTANCE,
         "star_g_entries": star_g,
         "sg_entries": len(entries) - star_g,
+        "registers": dict(snap.registers),
         "entries": entries,
     }

@@ -1,12 +1,17 @@
-"""PIM-SM with a static RP (RFC 7761): neighbors, DR election and (*,G) state, without I/O.
+"""PIM-SM with a static RP (RFC 7761): neighbors, DR election, (*,G), (S,G) and Register
+state, without I/O.
 
 One `PimRouter` is one device's PIM: every `pim sm` interface, its neighbors (4.3), the
 downstream (*,G) state per interface (4.5.2) and the upstream (*,G) state toward the RP
-(4.5.7). Every input takes `now` (monotonic seconds) and returns the outputs it caused:
-`SendPim` (a PIM payload for the kernel side to send), `OifsChanged` (the outgoing interfaces
-the MFC should use for every (S,G) of a group), `NeighborChanged` and `DrChanged`. Every timer
-is an absolute deadline in one heap with lazy deletion, so a thousand groups cost O(log n)
-per timer and nothing per idle tick.
+(4.5.7), (S,G) and (S,G,rpt) state (4.5.3-4.5.5, 4.5.8) and Registers (4.4). Every input
+takes `now` (monotonic seconds) and returns the outputs it caused: `SendPim` (a PIM payload
+for the kernel side to send), `OifsChanged` (the outgoing interfaces the MFC should use for
+every (S,G) of a group), `SgChanged` (one (S,G) entry's own input and outputs),
+`WatchSource` (a source whose route `source_rpf` must report), `NeighborChanged` and
+`DrChanged`. Data never passes through here except a source's first packets at its DR
+(`whole_packet`, each sent on in a Register); the kernel's upcalls say when data arrives.
+Every timer is an absolute deadline in one heap with lazy deletion, so a thousand groups
+cost O(log n) per timer and nothing per idle tick.
 
 How an input is processed: due timers fire first; the input then changes neighbor,
 downstream and membership state and marks the groups it touched; `_settle` recomputes the
@@ -38,9 +43,16 @@ Choices the RFC leaves open, or where this differs from it on purpose:
   common implementations do; 4.3.1's Hello-before-Join/Prune rule means a compliant
   neighbor is always known first.
 - Groups outside the ASM range (224.0.0.0/24 link-local, 232/8 SSM) get no (*,G) state:
-  received (*,G) entries for them are dropped ("bad-group", "ssm-group") and memberships
-  for them are ignored. (S,G) and (S,G,rpt) entries are counted ("unsupported-sg") and
-  ignored.
+  received (*,G) and (S,G,rpt) entries for them are dropped ("bad-group", "ssm-group") and
+  memberships for them are ignored; (S,G) Joins for SSM groups are kept.
+- The SPT bit is set when a packet from S arrives on RPF_interface(S) (the kernel's
+  WRONGVIF upcall, MRT_PIM on) while JoinDesired(S,G), or at once when RPF'(S,G) is
+  RPF'(*,G): the kernel reports no packet that arrives where the MFC expects it.
+- (S,G) Join suppression and Prune override on a LAN (4.5.5's "see Join/Prune") are not
+  done: (S,G) Joins are sent as if every upstream link were point-to-point. Downstream,
+  (S,G) and (S,G,rpt) Prunes keep the LAN Prune-Pending delay.
+- The Keepalive Timer runs on the kernel's per-(S,G) packet counters, read every 10 s by
+  the device, not on every packet.
 - `shutdown()` prunes every joined group before the goodbye Hellos (holdtime 0), so the
   upstream stops forwarding at once rather than after the Join holdtime.
 - Neighbor loss does not remove downstream state (the RFC keys it to the interface and the
@@ -76,6 +88,8 @@ from daemon.pim.codec import (
     JoinPrune,
     LanPruneDelay,
     Message,
+    Register,
+    RegisterStop,
     Source,
     Unsupported,
     encode,
@@ -88,6 +102,10 @@ DEFAULT_HELLO_HOLDTIME = 105  # for a Hello without the Holdtime option
 PROPAGATION_DELAY_DEFAULT = 0.5
 OVERRIDE_INTERVAL_DEFAULT = 2.5
 KEEPALIVE_PERIOD = 210.0  # RFC 7761 4.11: (S,G) state lives this long after its last data
+REGISTER_SUPPRESSION_TIME = 60.0  # 4.11: a DR's Registers stay off this long after a Stop
+REGISTER_PROBE_TIME = 5.0  # 4.11: a Null-Register this long before Registers resume
+RP_KEEPALIVE_PERIOD = 3 * REGISTER_SUPPRESSION_TIME + REGISTER_PROBE_TIME
+REGISTER_IF = "Register"  # the register VIF: the MFC output that tunnels, the RP's input
 
 
 class IfState(IntEnum):
@@ -110,6 +128,15 @@ class UpstreamState(IntEnum):
     JOINED = 2
 
 
+class RegisterState(IntEnum):
+    """RFC 7761 4.4.1: a DR's per-(S,G) Register state for a directly connected source."""
+
+    NO_INFO = 1
+    JOIN = 2  # every packet tunnelled to the RP
+    JOIN_PENDING = 3  # a Null-Register asked whether the RP still says Stop
+    PRUNE = 4  # the RP said Register-Stop
+
+
 _D, _U = DownstreamState, UpstreamState
 TRANSITIONS: Mapping[type[IntEnum], Mapping[IntEnum, frozenset[IntEnum]]] = {
     IfState: {
@@ -125,6 +152,13 @@ TRANSITIONS: Mapping[type[IntEnum], Mapping[IntEnum, frozenset[IntEnum]]] = {
     UpstreamState: {
         _U.NOT_JOINED: frozenset({_U.JOINED}),
         _U.JOINED: frozenset({_U.NOT_JOINED}),
+    },
+    RegisterState: {
+        RegisterState.NO_INFO: frozenset({RegisterState.JOIN}),
+        RegisterState.JOIN: frozenset({RegisterState.PRUNE, RegisterState.NO_INFO}),
+        RegisterState.JOIN_PENDING: frozenset(
+            {RegisterState.JOIN, RegisterState.PRUNE, RegisterState.NO_INFO}),
+        RegisterState.PRUNE: frozenset({RegisterState.JOIN_PENDING, RegisterState.NO_INFO}),
     },
 }
 
@@ -154,6 +188,7 @@ class TimerName(StrEnum):
     RPT_PRUNE_PENDING = "rpt_prune_pending"  # downstream (S,G,rpt) Prune-Pending Timer
     SG_JOIN = "sg_join"  # upstream (S,G) Join Timer
     KEEPALIVE = "keepalive"  # (S,G) Keepalive Timer: data from S to G seen lately
+    REGISTER_STOP = "register_stop"  # a DR's Register-Stop Timer (4.4.1)
 
 
 class MemberKind(StrEnum):
@@ -254,9 +289,10 @@ class Membership:
 
 @dataclass(frozen=True)
 class SendPim:
-    """Send PIM `payload` on `ifname` to `dst` (TTL 1, our interface address as source)."""
+    """Send PIM `payload` on `ifname` to `dst` (TTL 1, our interface address as source);
+    `ifname` None: a unicast (Register, Register-Stop) the kernel routes."""
 
-    ifname: str
+    ifname: str | None
     dst: str
     payload: bytes
 
@@ -406,6 +442,9 @@ class SgSnapshot:
     oifs: tuple[str, ...]
     joined: tuple[str, ...]  # downstream (S,G) Join state
     rpt_pruned: tuple[str, ...]  # downstream (S,G,rpt) Prune state
+    register_state: RegisterState = RegisterState.NO_INFO  # at the source's DR
+    register_stop: float | None = None  # seconds left on the Register-Stop Timer
+    registered_by: str | None = None  # at the RP: the DR whose Registers arrived
 
 
 @dataclass(frozen=True)
@@ -420,6 +459,7 @@ class PimSnapshot:
     groups: tuple[StarGSnapshot, ...]
     dropped: Mapping[str, int]  # not attributable to an interface (unknown interface)
     sources: tuple[SgSnapshot, ...] = ()
+    registers: Mapping[str, int] = field(default_factory=dict)  # Register/Stop counts
 
 
 # ---- timers ------------------------------------------------------------------------------
@@ -543,6 +583,8 @@ class _SG:
     rpt_prune_sent: bool = False  # upstream (S,G,rpt): pruned off the shared tree (4.5.8)
     rpf: tuple[str, str | None] | None = None  # (interface, neighbor; None: connected)
     routed: bool = False  # source_rpf has answered (rpf None then means: no route)
+    register: RegisterState = RegisterState.NO_INFO
+    registered_by: str | None = None
     sent: tuple[str | None, frozenset[str]] | None = None  # (iif, oifs) last reported
 
     @property
@@ -579,6 +621,7 @@ class PimRouter:
         # queued (S,G) entries: (group, source, rpt) -> join (True) / prune
         self._jp_sg: dict[_Target, dict[tuple[str, str, bool], bool]] = {}
         self._pending: list[Output] = []  # WatchSource, emitted with the next settle
+        self._counts: Counter[str] = Counter()  # Registers and Register-Stops, either way
         self._need_hello: set[str] = set()  # interfaces whose next Join/Prune a Hello precedes
         self._rpf_if: str | None = None
         self._rpf_nbr: str | None = None
@@ -633,6 +676,10 @@ class PimRouter:
                     self._on_hello(itf, src, msg, now, out)
                 case JoinPrune():
                     self._on_join_prune(itf, src, msg, now)
+                case Register():
+                    self._on_register(src, msg, now, out)
+                case RegisterStop():
+                    self._on_register_stop(msg, now)
                 case Unsupported():
                     itf.drops["unsupported-type"] += 1
         return out + self._settle(now)
@@ -724,11 +771,13 @@ class PimRouter:
             self._dirty_sg.add((sg.source, sg.group))
         return out + self._settle(now)
 
-    def data_arrived(self, source: str, group: str, ifname: str | None,
-                     now: float) -> list[Output]:
+    def data_arrived(self, source: str, group: str, ifname: str | None, now: float,
+                     connected: bool = False) -> list[Output]:
         """A packet from `source` to `group` reached the kernel on `ifname` with no MFC entry
-        or on the wrong interface (the kernel's upcalls). A last-hop DR switches to the
-        source's tree here (CheckSwitchToSpt, 4.5.8); one on the RPF interface toward the
+        or on the wrong interface (the kernel's upcalls); `connected`: the source is on that
+        interface's subnet. The source's DR starts registering (4.4.1), the RP takes
+        decapsulated data (`ifname` REGISTER_IF), a last-hop DR switches to the source's
+        tree (CheckSwitchToSpt, 4.5.8), and a packet on the RPF interface toward the
         source sets the SPT bit (Update_SPTbit, 4.2.2)."""
         _check_addr("source", source)
         _check_addr("group", group)
@@ -737,7 +786,9 @@ class PimRouter:
         out = self._fire_due(now)
         key = (source, group)
         sg = self._sgs.get(key)
-        if self._switch_wanted(group):
+        first_hop = (connected and ifname in self._ifs and self._ifs[ifname].is_dr
+                     and self.config.rp is not None and not self._is_rp)
+        if first_hop or self._switch_wanted(group) or (ifname == REGISTER_IF and self._is_rp):
             if sg is None:
                 sg = self._new_sg(source, group, now)
             self._timers.start((TimerName.KEEPALIVE, "", sg.key), now + KEEPALIVE_PERIOD)
@@ -747,6 +798,25 @@ class PimRouter:
             sg.spt_bit = True
             self._dirty_sg.add(key)
         return out + self._settle(now)
+
+    def whole_packet(self, packet: bytes, now: float) -> list[Output]:
+        """A data packet the kernel handed over for the register VIF: tunnelled to the RP
+        in a Register while the (S,G) Register state is Join."""
+        if self._stopped:
+            return []
+        out = self._fire_due(now)
+        try:
+            reg = Register(packet)
+        except ValueError:
+            self._drops["bad-whole-packet"] += 1
+            return out
+        sg = self._sgs.get((reg.source, reg.group))
+        if sg is None or sg.register is not RegisterState.JOIN or self.config.rp is None:
+            self._drops["not-registering"] += 1
+            return out
+        out.append(SendPim(None, self.config.rp, encode(reg)))
+        self._counts["registers-sent"] += 1
+        return out
 
     def data_seen(self, source: str, group: str, now: float) -> list[Output]:
         """(S,G) traffic is still flowing (the kernel's counters grew): the Keepalive Timer
@@ -852,6 +922,7 @@ class PimRouter:
             dropped=dict(sorted(self._drops.items())),
             sources=tuple(self._sg_snapshot(self._sgs[k], now) for k in sorted(
                 self._sgs, key=lambda k: (_ip_key(k[1]), _ip_key(k[0])))),
+            registers=dict(sorted(self._counts.items())),
         )
 
     def _sg_snapshot(self, sg: _SG, now: float) -> SgSnapshot:
@@ -863,7 +934,10 @@ class PimRouter:
             join_timer=self._left((TimerName.SG_JOIN, "", sg.key), now),
             keepalive=self._left((TimerName.KEEPALIVE, "", sg.key), now),
             iif=iif, oifs=tuple(sorted(oifs)), joined=tuple(sorted(sg.downstream)),
-            rpt_pruned=tuple(sorted(sg.rpt_pruned)))
+            rpt_pruned=tuple(sorted(sg.rpt_pruned)), register_state=sg.register,
+            register_stop=self._left((TimerName.REGISTER_STOP, "", sg.key), now),
+            registered_by=sg.registered_by)
+
 
     def _left(self, key: _Key, now: float) -> float | None:
         d = self._timers.deadline(key)
@@ -1226,11 +1300,13 @@ class PimRouter:
     # ---- (S,G) and (S,G,rpt) downstream (RFC 7761 4.5.3, 4.5.4) -------------------------
 
     def _new_sg(self, source: str, group: str, now: float) -> _SG:
+        sibling = next((sg for (src, _), sg in self._sgs.items() if src == source), None)
         sg = self._sgs[(source, group)] = _SG(source, group, now)
-        sources = self._sg_by_group.setdefault(group, set())
-        if not any(src == source for src, _ in self._sgs if (src, _) != (source, group)):
+        self._sg_by_group.setdefault(group, set()).add(source)
+        if sibling is None:
             self._pending.append(WatchSource(source, True))
-        sources.add(source)
+        else:  # the source is watched already: its route is known (or about to be)
+            sg.rpf, sg.routed = sibling.rpf, sibling.routed
         return sg
 
     def _sg_downstream_join(self, itf: _Interface, source: str, group: str, holdtime: int,
@@ -1342,7 +1418,12 @@ class PimRouter:
             # same neighbor; the kernel reports no packet there, its MFC input is right
             sg.spt_bit = True
         iif = sg.rpf[0] if sg.rpf is not None and (sg.spt_bit or connected) else None
+        if self._is_rp and not sg.spt_bit and not connected:
+            iif = REGISTER_IF  # decapsulated Registers until the source's tree delivers
+        self._update_register(sg, connected)
         oifs = immediate | inherited
+        if sg.register is RegisterState.JOIN:
+            oifs |= {REGISTER_IF}
         if sg.routed and (iif, oifs) != sg.sent:
             sg.sent = (iif, oifs)
             out.append(SgChanged(sg.source, sg.group, iif, oifs))
@@ -1380,12 +1461,73 @@ class PimRouter:
         sources.discard(sg.source)
         if not sources:
             del self._sg_by_group[sg.group]
-        for name in (TimerName.SG_JOIN, TimerName.KEEPALIVE):
+        for name in (TimerName.SG_JOIN, TimerName.KEEPALIVE, TimerName.REGISTER_STOP):
             self._timers.stop((name, "", sg.key))
         if sg.sent is not None:
             out.append(SgChanged(sg.source, sg.group, None, frozenset(), present=False))
         if not any(src == sg.source for src, _ in self._sgs):
             out.append(WatchSource(sg.source, False))
+
+    # ---- Registers (RFC 7761 4.4) --------------------------------------------------------
+
+    def _update_register(self, sg: _SG, connected: bool) -> None:
+        """CouldRegister(S,G) (4.4.1): DR on the source's subnet, data lately, an RP that is
+        not us. Join when it starts to hold, NoInfo when it stops."""
+        could = (connected and sg.rpf is not None and self._ifs[sg.rpf[0]].is_dr
+                 and self.config.rp is not None and not self._is_rp
+                 and self._timers.deadline((TimerName.KEEPALIVE, "", sg.key)) is not None)
+        if could and sg.register is RegisterState.NO_INFO:
+            sg.register = check_transition(sg.register, RegisterState.JOIN)
+        elif not could and sg.register is not RegisterState.NO_INFO:
+            sg.register = check_transition(sg.register, RegisterState.NO_INFO)
+            self._timers.stop((TimerName.REGISTER_STOP, "", sg.key))
+
+    def _on_register(self, src: str, reg: Register, now: float, out: list[Output]) -> None:
+        """At the RP (4.4.2): keep (S,G) alive and join toward the source; say Stop once the
+        source's tree delivers or nobody wants G. The kernel decapsulates the data itself."""
+        self._counts["registers-received"] += 1
+        group, source = reg.group, reg.source
+        if not is_asm_group(group) or not self._is_rp or reg.border:
+            self._register_stop(src, group, source, out)
+            return
+        sg = self._sgs.get((source, group)) or self._new_sg(source, group, now)
+        sg.registered_by = src
+        immediate, inherited = self._sg_olists(sg)
+        stop = sg.spt_bit or not (immediate | inherited)
+        if stop:
+            self._register_stop(src, group, source, out)
+        period = RP_KEEPALIVE_PERIOD if stop else KEEPALIVE_PERIOD
+        self._timers.start((TimerName.KEEPALIVE, "", sg.key), now + period)
+        self._dirty_sg.add((source, group))
+
+    def _register_stop(self, dst: str, group: str, source: str, out: list[Output]) -> None:
+        self._counts["register-stops-sent"] += 1
+        out.append(SendPim(None, dst, encode(RegisterStop(group, source))))
+
+    def _on_register_stop(self, stop: RegisterStop, now: float) -> None:
+        """At the DR: Registers off for Register_Suppression_Time (+-50%, less the probe)."""
+        self._counts["register-stops-received"] += 1
+        for src in list(self._sg_by_group.get(stop.group, ())):
+            if stop.source not in (src, "0.0.0.0"):
+                continue
+            sg = self._sgs[(src, stop.group)]
+            if sg.register in (RegisterState.JOIN, RegisterState.JOIN_PENDING):
+                sg.register = check_transition(sg.register, RegisterState.PRUNE)
+                at = now + self._rng.uniform(0.5, 1.5) * REGISTER_SUPPRESSION_TIME \
+                    - REGISTER_PROBE_TIME
+                self._timers.start((TimerName.REGISTER_STOP, "", sg.key), at)
+                self._dirty_sg.add((src, stop.group))
+
+    def _on_register_stop_timer(self, sg: _SG, now: float) -> None:
+        if sg.register is RegisterState.PRUNE:  # probe: does the RP still say Stop?
+            sg.register = check_transition(sg.register, RegisterState.JOIN_PENDING)
+            self._timers.start((TimerName.REGISTER_STOP, "", sg.key), now + REGISTER_PROBE_TIME)
+            if self.config.rp is not None:
+                self._counts["null-registers-sent"] += 1
+                self._pending.append(SendPim(None, self.config.rp, encode(
+                    Register.null_register(sg.source, sg.group))))
+        elif sg.register is RegisterState.JOIN_PENDING:  # no Stop came back: register again
+            sg.register = check_transition(sg.register, RegisterState.JOIN)
 
     def _on_sg_join_timer(self, key: str, now: float) -> None:
         source, group = key.split(" ")
@@ -1632,3 +1774,5 @@ class PimRouter:
             sg.rpt_pruned.add(ifname)
         elif name is TimerName.SG_JOIN:
             self._on_sg_join_timer(key, now)
+        elif name is TimerName.REGISTER_STOP:
+            self._on_register_stop_timer(sg, now)

@@ -29,9 +29,10 @@ GOODBYE_TIMEOUT = 1.0  # how long stop() lets the Prunes and goodbye Hellos drai
 class Transport(Protocol):
     """PIM I/O of all `pim sm` interfaces: a raw IPPROTO_PIM socket in the daemon."""
 
-    async def send(self, ifname: str, dst: str, payload: bytes) -> None:
+    async def send(self, ifname: str | None, dst: str, payload: bytes) -> None:
         """Send a PIM payload on `ifname` to `dst`; the kernel side adds the IP header
-        (TTL 1, the interface's address as source)."""
+        (TTL 1, the interface's address as source). `ifname` None: a unicast the kernel
+        routes (Register, Register-Stop)."""
         ...
 
     async def recv(self) -> tuple[bytes, str, str]:
@@ -100,8 +101,13 @@ class PimService:
     def source_rpf(self, source: str, interface: str | None, neighbor: str | None) -> None:
         self._input(self._router.source_rpf(source, interface, neighbor, trio.current_time()))
 
-    def data_arrived(self, source: str, group: str, ifname: str | None) -> None:
-        self._input(self._router.data_arrived(source, group, ifname, trio.current_time()))
+    def data_arrived(self, source: str, group: str, ifname: str | None,
+                     connected: bool = False) -> None:
+        self._input(self._router.data_arrived(source, group, ifname, trio.current_time(),
+                                              connected))
+
+    def whole_packet(self, packet: bytes) -> None:
+        self._input(self._router.whole_packet(packet, trio.current_time()))
 
     def data_seen(self, source: str, group: str) -> None:
         self._input(self._router.data_seen(source, group, trio.current_time()))

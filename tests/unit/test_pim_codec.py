@@ -32,6 +32,8 @@ from daemon.pim.codec import (
     JoinPrune,
     LanPruneDelay,
     MsgType,
+    Register,
+    RegisterStop,
     Source,
     Unsupported,
     checksum,
@@ -265,16 +267,62 @@ def test_hello_without_options_and_reserved_octet_ignored() -> None:
 
 
 def test_other_types_are_unsupported_not_errors() -> None:
-    for kind in (MsgType.REGISTER_STOP, MsgType.BOOTSTRAP, MsgType.ASSERT, 8, 9, 15):
+    for kind in (MsgType.BOOTSTRAP, MsgType.ASSERT, 8, 9, 15):
         assert decode(fix_checksum(bytes([0x20 | kind, 0, 0, 0]) + bytes(8))) == Unsupported(kind)
 
 
-def test_register_checksum_covers_only_its_header() -> None:
-    header = fix_checksum(bytes.fromhex("2100 0000 0000 0000"))
-    inner = bytes.fromhex("4500001c0000000040110000")  # the data packet is not covered
-    assert decode(header + inner) == Unsupported(MsgType.REGISTER)
-    assert reason(bytes.fromhex("2100 0000 0000 0001") + inner) == "bad-checksum"
+# an IPv4/UDP packet from 10.0.5.100 to 225.1.1.1 as a source sends it (UDP checksum 0)
+INNER = bytes.fromhex("4500001e00004000" "4011" "0000" "0a000564" "e1010101"
+                      "138913890000" "0000" "6869")
+GOLDEN_REGISTER = bytes.fromhex("2100" "deff" "00000000") + INNER
+# checksums and the dummy header as scapy computes them (scapy.utils.checksum, IP())
+GOLDEN_NULL_REGISTER = bytes.fromhex(
+    "2100" "9eff" "40000000" "4500001400000000" "ff67" "ca1c" "0a000564" "e1010101")
+GOLDEN_REGISTER_STOP = bytes.fromhex("2200" "ea78" "01000020e1010101" "01000a000564")
+
+
+def test_golden_register_null_register_and_register_stop() -> None:
+    reg = Register(INNER)
+    assert (reg.source, reg.group, reg.null) == ("10.0.5.100", "225.1.1.1", False)
+    assert encode(reg) == GOLDEN_REGISTER and decode(GOLDEN_REGISTER) == reg
+    assert checksum(GOLDEN_REGISTER[:8]) == 0  # the checksum leaves the data packet out
+    null = Register.null_register("10.0.5.100", "225.1.1.1")
+    assert encode(null) == GOLDEN_NULL_REGISTER and decode(GOLDEN_NULL_REGISTER) == null
+    assert checksum(null.packet) == 0  # the dummy header is a valid IPv4 header
+    stop = RegisterStop("225.1.1.1", "10.0.5.100")
+    assert encode(stop) == GOLDEN_REGISTER_STOP and decode(GOLDEN_REGISTER_STOP) == stop
+
+
+def test_register_checksum_over_the_header_or_the_whole_message() -> None:
+    whole = bytearray(GOLDEN_REGISTER)
+    whole[2:4] = b"\0\0"
+    whole[2:4] = checksum(bytes(whole)).to_bytes(2, "big")
+    assert decode(bytes(whole)) == Register(INNER)
+    assert reason(GOLDEN_REGISTER[:3] + b"\x00" + INNER) == "bad-checksum"
     assert reason(bytes.fromhex("2100 0000 00")) == "short"
+
+
+@pytest.mark.parametrize(("inner", "why"), [
+    (b"", "bad-register"),  # no packet
+    (INNER[:19], "bad-register"),
+    (bytes([0x65]) + INNER[1:], "bad-register"),  # IPv6 version nibble
+    (INNER[:16] + bytes([10, 0, 0, 1]) + INNER[20:], "bad-register"),  # unicast destination
+])
+def test_bad_registers(inner: bytes, why: str) -> None:
+    data = bytearray(bytes.fromhex("21000000 00000000") + inner)
+    data[2:4] = checksum(bytes(data[:8])).to_bytes(2, "big")
+    assert reason(bytes(data)) == why
+
+
+def test_bad_register_stops() -> None:
+    assert reason(fix_checksum(GOLDEN_REGISTER_STOP[:2] + b"\0\0" + GOLDEN_REGISTER_STOP[4:]
+                               + b"\0")) == "bad-length"
+    v6 = bytearray(GOLDEN_REGISTER_STOP)
+    v6[12] = 2  # the source's family
+    v6[2:4] = b"\0\0"
+    assert reason(fix_checksum(bytes(v6))) == "bad-family"
+    with pytest.raises(ValueError):
+        RegisterStop("225.1.1.1", "10.0.5")
 
 
 # ---- malformed --------------------------------------------------------------------------

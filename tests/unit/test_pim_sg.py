@@ -189,3 +189,16 @@ def test_shutdown_prunes_the_sources_too(sg_lab: SgLab) -> None:
     pruned = {(e.group, s) for _, m in lab.jps("A", GE3, t) for e in m.groups for s in e.prunes}
     assert pruned == {(G, STAR[0]), (G, Source(S))}
     assert lab.r["D"].snapshot(lab.now).sources == ()
+
+
+def test_a_second_group_of_a_watched_source_takes_its_known_route(sg_lab: SgLab) -> None:
+    lab = sg_lab
+    a_receives_data(lab)
+    lab.do("A", "local_members", "225.1.1.2", ET, True)
+    lab.run_until(lab.now + 1)
+    lab.do("A", "data_arrived", S, "225.1.1.2", GE3)
+    assert [o for _, n, o in lab.log if n == "A" and isinstance(o, WatchSource)] == [
+        WatchSource(S, True)]  # asked once
+    second = next(s for s in lab.r["A"].snapshot(lab.now).sources if s.group == "225.1.1.2")
+    assert (second.rpf_interface, second.upstream_state, second.iif) == (
+        GE3, UpstreamState.JOINED, GE3)
