@@ -10,13 +10,16 @@ natively while no more (non-null) Registers do.
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from lab import frr
+from lab import frr, netns
 from lab import scenarios as sc
 from lab.capture import Endpoint, MultiCapture
 from lab.topology import TOPOLOGIES
@@ -104,3 +107,69 @@ def test_register_register_stop_then_native(make_lab, hold_groups, tmp_path: Pat
         assert max(native) > end_epoch - 1.0, "natively to the end"
     print(f"\n{variant}: {len(registers)} Registers, {len(stops)} Register-Stops, "
           f"{sum(r['type'] is None for r in rows)} native packets on E-D; report {report}")
+
+
+LHR = TOPOLOGIES / "igmp-hot-backup-fhr-frr-lhr" / "topology.yaml"
+
+
+def a_source_state(lab, group: str) -> dict | None:
+    entries = sc.show(lab, "DeviceA", "display pim routing-table")["entries"]
+    return next((e for e in entries if e["source"] != "*" and e["group"] == group), None)
+
+
+def source_state(lab, node: str, group: str) -> dict | None:
+    entries = sc.show(lab, node, "display pim routing-table")["entries"]
+    return next((e for e in entries if e["source"] != "*" and e["group"] == group), None)
+
+
+@pytest.mark.skipif(FRR_MISSING, reason="FRR is not installed")
+def test_frr_last_hop_switches_to_the_source_tree_and_prunes_it_off_ours(
+        make_lab, hold_groups, tmp_path: Path) -> None:
+    """FRR's DeviceF reaches the RP through DeviceA and the Source through DeviceE: after its
+    switch to the Source's tree, DeviceE feeds it (an (S,G) Join) and its Prune(S,G,rpt)
+    takes the Source's packets off DeviceA's link to it, while the (*,G) Join and the main
+    Receiver's share stay. Both receivers get every packet once."""
+    lab = make_lab("tregfrrlhr", sc.topology(tmp_path, "hot", base=LHR))
+    start_state(lab, hold_groups)
+    group = sorted(GROUPS)[0]
+    pcap = tmp_path / "a-f.pcapng"
+    cap = MultiCapture(lab, [Endpoint("DeviceF", "ge0-1-1", "ge0-1-1")], pcap)
+    cap.start()
+    r2 = subprocess.Popen(
+        netns.exec_argv(lab.ns("Receiver2"), [sys.executable, "-m", "lab.traffic", "recv",
+                                               "--ifname", "eth0", "--duration", "60",
+                                               "--group", group]),
+        stdout=subprocess.PIPE, text=True, cwd=sc.ROOT)
+    traffic = sc.Traffic(lab, 10.0, rate=200, groups=(group,))
+    try:
+        assert r2.stdout is not None
+        r2.stdout.readline()  # joined
+        traffic.start_receiver()
+        time.sleep(2.0)  # DeviceF's (*,G) Join reaches DeviceA
+        traffic.start_sender()
+        sc.wait_until(lambda: (st := source_state(lab, "DeviceA", group)) is not None
+                      and st["rpt_pruned"] == ["GigabitEthernet0/1/4"], 8,
+                      "DeviceF's Prune(S,G,rpt) on DeviceA")
+        pruned_at = time.time()
+        a = source_state(lab, "DeviceA", group)
+        e = source_state(lab, "DeviceE", group)
+        report = traffic.finish()
+        r2.send_signal(signal.SIGTERM)
+        second = json.loads(r2.communicate(timeout=30)[0].splitlines()[-1])["streams"][0]
+    finally:
+        traffic.kill()
+        if r2.poll() is None:
+            r2.kill()
+            r2.wait()
+        cap.stop()
+    assert a is not None and [d["interface"] for d in a["downstream"]] == ["Eth-Trunk1"]
+    assert e is not None and {"interface": "GigabitEthernet0/1/3", "protocol": "pim-sm"} \
+        in e["downstream"]
+    last = int(traffic.seconds * traffic.rate) - 1
+    assert (report[group]["duplicates"], report[group]["last_seq"]) == (0, last), report
+    assert (second["duplicates"], second["last_seq"]) == (0, last), second
+    on_af = [r["t"] for r in pim_and_data(pcap) if r["type"] is None and r["dst"] == group]
+    assert on_af, "the shared tree fed DeviceF first"
+    assert max(on_af) < pruned_at + 0.5, "DeviceA still sends the Source's packets to DeviceF"
+    print(f"\nFRR last hop: {len(on_af)} packets on A-F before the Prune(S,G,rpt); "
+          f"Receiver2 {second}")
