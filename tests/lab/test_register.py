@@ -96,17 +96,21 @@ def test_register_register_stop_then_native(make_lab, hold_groups, tmp_path: Pat
     assert {r["src"] for r in registers} <= E_ADDRS and {r["dst"] for r in registers} == {RP}
     stops = register_stop_groups(pcap, {r["src"] for r in registers})
     assert set(stops.values()) == GROUPS, "a Register-Stop for every group"
+    tunnelled_ms = {}
     for group in GROUPS:
         stop_t = min(t for t, g in stops.items() if g == group)
         first_reg = min(r["t"] for r in registers if r["inner"] == group)
         native = [r["t"] for r in rows if r["type"] is None and r["dst"] == group]
         assert first_reg < stop_t
+        tunnelled_ms[group] = round((stop_t - first_reg) * 1000, 1)
         assert native and min(native) < stop_t + 0.5, "native forwarding from the stop on"
         late = [r["t"] for r in registers if r["inner"] == group and r["t"] > stop_t + 0.5]
         assert late == [], f"{group}: Registers {len(late)} after the Register-Stop"
         assert max(native) > end_epoch - 1.0, "natively to the end"
-    print(f"\n{variant}: {len(registers)} Registers, {len(stops)} Register-Stops, "
-          f"{sum(r['type'] is None for r in rows)} native packets on E-D; report {report}")
+    print(f"\n{variant}: {len(registers)} Registers, {len(stops)} Register-Stops, first "
+          f"Register to Register-Stop (ms) {tunnelled_ms}, "
+          f"{sum(r['type'] is None for r in rows)} native packets on E-D, lost "
+          f"{ {g: r['lost'] for g, r in report.items()} }")
 
 
 LHR = TOPOLOGIES / "igmp-hot-backup-fhr-frr-lhr" / "topology.yaml"
