@@ -5,7 +5,8 @@ single-hop BFD (100 ms x 3) toward DeviceA and DeviceB, whose sessions learn FRR
 discriminators (`bind peer-ip ... auto`). IPv6 is on in every namespace, so FRR's Hellos
 carry an Address List of IPv6 addresses, as FRR sends by default. What is checked: both
 sides see each other as PIM neighbours and agree on one DR per link, the routers' (*,G)
-Joins reach FRR's RP and multicast flows, the hot-backup failovers keep their bounds with FRR
+Joins reach FRR's RP and multicast flows, their (S,G) Joins follow (the switch to the
+Source's tree), the hot-backup failovers keep their bounds with FRR
 as the RP, and a killed bfdd is seen Down within the detection time.
 """
 
@@ -33,6 +34,7 @@ __all__ = ["hold_groups"]  # a fixture, used by name
 FRR_D = TOPOLOGIES / "igmp-hot-backup-frr" / "topology.yaml"
 LINKS = {"DeviceA": ("10.0.12.1", "10.0.12.2", "ge0-1-3", "atod"),
          "DeviceB": ("10.0.23.3", "10.0.23.2", "ge0-1-2", "btod")}
+SOURCE = "10.0.5.100"
 DETECT_MS = 300.0  # FRR's 100 ms transmit interval x our detect multiplier 3
 
 needs_frr = pytest.mark.skipif(
@@ -101,6 +103,10 @@ def test_frr_as_the_rp_pim_and_bfd_both_ways_and_the_failovers(
     gaps = pull_restore_die(lab, tmp_path, OUTAGE_MS)
     print(f"\nFRR as DeviceD: outages (ms) {gaps}")
     assert all(g < OUTAGE_MS for g in gaps.values()), gaps
+    # both routers switched to the Source's tree: FRR holds their (S,G) Joins too
+    joins = vtysh_json(lab, "show ip pim join")
+    for node, (_, _, port, _) in LINKS.items():
+        assert all(SOURCE in joins[port][g] for g in GROUPS), (node, joins[port])
 
     # a killed bfdd: both routers' sessions Down within the detection time (generous bound)
     wait_for(lambda: all(our_session(lab, n)["state"] == "Up" for n in LINKS), 10, "BFD up")
