@@ -89,6 +89,7 @@ from daemon.log import Log
 from daemon.mfib import MulticastFib, render_multicast_routing_table
 from daemon.pim import (
     REGISTER_IF,
+    AssertChanged,
     MemberKind,
     Membership,
     NeighborChanged,
@@ -374,9 +375,9 @@ class Device:
         self.pim: PimService | None = None
         self.pim_port: _PimPort | None = None
         self.mfib: MulticastFib | None = None
-        self.rpf: tuple[str | None, str | None] = (None, None)  # toward the RP
+        self.rpf: tuple[str | None, str | None, int] = (None, None, 0)  # toward the RP
         self._upstream = True  # a route toward the RP (as the E-Trunks were last told)
-        self._rpf_cache: dict[IPv4Address, tuple[str | None, str | None]] = {}
+        self._rpf_cache: dict[IPv4Address, tuple[str | None, str | None, int]] = {}
         self._sources: set[str] = set()  # PIM's WatchSource: routes it is told about
         self.rbs: dict[str, RbsService] = {}  # remote-backup-service name -> service
         self.member_roles: dict[tuple[int, int], Role] = {}  # (E-Trunk, Eth-Trunk) -> role
@@ -578,8 +579,9 @@ class Device:
             return None
         return self.mroute.vifs.get(link.index)
 
-    def _rpf_toward(self, addr: IPv4Address) -> tuple[str | None, str | None]:
-        """(VRP interface, neighbor address or None when connected) from the kernel's routes.
+    def _rpf_toward(self, addr: IPv4Address) -> tuple[str | None, str | None, int]:
+        """(VRP interface, neighbor address or None when connected, the route's metric) from
+        the kernel's routes.
 
         Cached until the next link event: an upcall burst (every group starting at once)
         must install its entries within the few packets the kernel queues per unresolved
@@ -587,10 +589,10 @@ class Device:
         if addr in self._rpf_cache:
             return self._rpf_cache[addr]
         found = self.nl.route_get(addr)
-        result: tuple[str | None, str | None] = (None, None)
+        result: tuple[str | None, str | None, int] = (None, None, 0)
         if found is not None and found[0] != "lo":
-            linux, gw = found
-            result = (self._vrp_name(linux), str(gw) if gw else None)
+            linux, gw, metric = found
+            result = (self._vrp_name(linux), str(gw) if gw else None, metric)
         self._rpf_cache[addr] = result
         return result
 
@@ -627,12 +629,12 @@ class Device:
         if self.mfib is not None:
             self.mfib.rpf_changed()
 
-    def _pim_route(self, source: str) -> tuple[str | None, str | None]:
+    def _pim_route(self, source: str) -> tuple[str | None, str | None, int]:
         """The route toward a source as PIM takes it: through a PIM interface, or none."""
-        vrp, gw = self._rpf_toward(IPv4Address(source))
+        vrp, gw, metric = self._rpf_toward(IPv4Address(source))
         if self.pim_port is None or vrp not in self.pim_port.by_name:
-            return None, None
-        return vrp, gw
+            return None, None, 0
+        return vrp, gw, metric
 
     def _tell_source_routes(self) -> None:
         """Routes may have moved: PIM gets the route toward every source it watches."""
@@ -648,6 +650,10 @@ class Device:
             if self.mfib is not None:
                 self.mfib.set_sg(IPv4Address(out.source), IPv4Address(out.group), out.iif,
                                  out.oifs, out.present)
+        elif isinstance(out, AssertChanged):
+            self.log.child("pim").info("assert", source=out.source, group=out.group,
+                                       ifname=out.ifname, state=out.state.name.lower(),
+                                       winner=out.winner or "-")
         elif isinstance(out, WatchSource):
             if out.watch:
                 self._sources.add(out.source)
@@ -687,7 +693,7 @@ class Device:
             return
         if self.pim is not None and up.kind in (IGMPMSG_NOCACHE, IGMPMSG_WRONGVIF):
             ifname = self._vif_name(up.vif)
-            vrp, gw = self._rpf_toward(up.source)
+            vrp, gw, _ = self._rpf_toward(up.source)
             self.pim.data_arrived(str(up.source), str(up.group), ifname,
                                   connected=ifname is not None and vrp == ifname and gw is None)
         if self.mfib is not None:

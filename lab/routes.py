@@ -2,9 +2,10 @@
 
 Each router advertises the prefixes of its interfaces covered by its `ospf` network
 statements; two routers are neighbours over a link when both ends are such interfaces in one
-subnet. Every router gets a route to every prefix it does not own through each neighbour
-that can reach it without coming back, metric growing with hop count, so alternates sit
-behind the best path. With `ignore_routes_with_linkdown` the kernel skips a route whose link
+subnet, a link being a veth between them or an Open vSwitch node both are linked to (a
+LAN). Every router gets a route to every prefix it does not own through each neighbour that
+can reach it without coming back, metric growing with hop count, so alternates sit behind
+the best path. With `ignore_routes_with_linkdown` the kernel skips a route whose link
 lost carrier, and the next one takes over: a pulled A-B link moves 1.1.1.1 <-> 3.3.3.3
 through DeviceD without any routing protocol running.
 
@@ -18,10 +19,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from itertools import combinations
 
 from daemon.config import DeviceConfig
 from daemon.kernel.links import Route
-from lab.topology import Topology
+from lab.topology import Endpoint, Topology
 
 METRIC_PER_HOP = 10
 
@@ -75,10 +77,24 @@ def routers(topo: Topology) -> dict[str, Router]:
     return out
 
 
+def _router_pairs(topo: Topology) -> list[tuple[Endpoint, Endpoint]]:
+    """Router ends that share a link: a veth between them, or an Open vSwitch node both are
+    linked to (one LAN: VLAN tags are not looked at)."""
+    pairs = list(topo.links)
+    lans: dict[str, list[Endpoint]] = {}
+    for a, b in topo.links:
+        for end, other in ((a, b), (b, a)):
+            if topo.nodes[other.node].kind == "ovs" and topo.nodes[end.node].kind != "ovs":
+                lans.setdefault(other.node, []).append(end)
+    for ends in lans.values():
+        pairs += list(combinations(ends, 2))
+    return pairs
+
+
 def adjacencies(topo: Topology) -> list[Adjacency]:
     nodes = routers(topo)
     out = []
-    for a, b in topo.links:
+    for a, b in _router_pairs(topo):
         ra, rb = nodes.get(a.node), nodes.get(b.node)
         if ra is None or rb is None:
             continue

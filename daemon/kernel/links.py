@@ -44,6 +44,9 @@ class LinkState:
         return self.admin_up and self.carrier
 
 
+RTM_F_FIB_MATCH = 0x2000  # route get: the matching FIB entry, with its metric
+
+
 @dataclass(frozen=True)
 class Route:
     """A unicast route the lab computed for this device (see lab/routes.py)."""
@@ -131,9 +134,10 @@ class Netlink:
                 self.ipr.addr("add", index=idx, address=str(addr.ip),
                               prefixlen=addr.network.prefixlen)
 
-    def route_get(self, dst: IPv4Address) -> tuple[str, IPv4Address | None] | None:
+    def route_get(self, dst: IPv4Address) -> tuple[str, IPv4Address | None, int] | None:
         """The kernel's choice toward `dst`: (outgoing interface, gateway or None if
-        connected), or None without a usable route. This is the RPF lookup."""
+        connected, the route's metric), or None without a usable route. This is the RPF
+        lookup."""
         try:
             found = self.ipr.route("get", dst=str(dst))
         except NetlinkError:
@@ -149,7 +153,16 @@ class Netlink:
         if name is None:
             return None
         gw = msg.get("RTA_GATEWAY")
-        return name, IPv4Address(gw) if gw else None
+        return name, IPv4Address(gw) if gw else None, self._metric(dst)
+
+    def _metric(self, dst: IPv4Address) -> int:
+        """The metric of the route a lookup of `dst` matches: only a FIB-match lookup
+        (RTM_F_FIB_MATCH) reports it; 0 for a connected route."""
+        try:
+            found = self.ipr.route("get", dst=str(dst), flags=RTM_F_FIB_MATCH)
+        except NetlinkError:
+            return 0
+        return (found[0].get("RTA_PRIORITY") or 0) if found else 0
 
     def replace_route(self, route: Route) -> None:
         """Install or refresh one route; `onlink` lets it go in while the link has no carrier."""

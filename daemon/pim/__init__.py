@@ -17,15 +17,18 @@ until the source's tree delivers. Outgoing interfaces per group and per (S,G) go
 (daemon/mfib.py); the `peer-backup hot` exception of VRP's dual-device IGMP hot backup
 (`PimRouter.backup_members`, see `machine`).
 
+Asserts (4.6): two routers forwarding onto one LAN (the kernel reports the other's packets
+arriving on an outgoing interface, WRONGVIF) elect one by (RPT bit, metric preference,
+metric, address); the loser takes the interface out of its outgoing list until the Assert
+Timer ends or the winner cancels, and a downstream router sends its (S,G) Joins to the
+winner.
+
 What is left out, and why:
-- Asserts (4.6; type 5). When two routers can forward the same group onto one multi-access
-  LAN, Asserts elect a single forwarder so receivers get no duplicates. The only LAN with two
-  PIM routers in the lab's topologies is VLAN 100 behind DeviceC (A's and B's Eth-Trunk1),
-  and E-Trunk keeps the backup's Eth-Trunk1 down, so only one of them ever forwards there.
-  A topology with both trunks active (dual-active E-Trunk) or with several routers on a
-  shared transit LAN needs Asserts; received Asserts are counted as "unsupported-type".
 - A rate for the SPT switch (`spt-switch-threshold RATE`): only "immediately" (no command)
   and `infinity` are modelled.
+- (*,G) Assert winners as RPF'(*,G) for our own Joins (a downstream router of ours on a LAN
+  with two upstream routers keeps joining its unicast next hop for (*,G); (S,G) Joins follow
+  the winner), and (S,G) Join suppression / Prune override upstream on LANs.
 - Bootstrap/BSR and C-RP advertisements (the RP is static), IPv6, Join attributes, the
   Border bit of Registers, and PIM-DM's message types; all are decoded as `Unsupported` (or
   rejected by the codec) and counted.
@@ -55,6 +58,7 @@ from daemon.pim.display import (
 )
 from daemon.pim.machine import (
     REGISTER_IF,
+    AssertChanged,
     DownstreamSnapshot,
     DownstreamState,
     DrChanged,
@@ -83,6 +87,7 @@ __all__ = [
     "ALL_PIM_ROUTERS",
     "IPPROTO_PIM",
     "REGISTER_IF",
+    "AssertChanged",
     "DownstreamSnapshot",
     "DownstreamState",
     "DrChanged",

@@ -1,4 +1,4 @@
-"""PIMv2 wire format (RFC 7761 4.9): Hello, Join/Prune, Register and Register-Stop, with `struct`.
+"""PIMv2 wire format (RFC 7761 4.9): Hello, Join/Prune, Register, Register-Stop and Assert.
 
 `decode(payload)` parses one PIM message, the IP payload as a raw IPPROTO_PIM socket hands it
 over once the IPv4 header is stripped; `encode(msg)` builds one with its checksum.
@@ -18,7 +18,7 @@ are skipped, not an error.
 Lenient where the RFC says so: the header's Reserved octet and the reserved bits of the
 encoded group and source addresses are ignored on receipt (RFC 7761 4.9, RFC 8736); unknown
 Hello options are kept unparsed as (type, value) so they neither block the neighbor nor get
-lost (4.9.2: "Unknown options MUST be ignored"). Other message types (Bootstrap 4, Assert 5,
+lost (4.9.2: "Unknown options MUST be ignored"). Other message types (Bootstrap 4,
 C-RP-Advertisement 8, the PIM-DM and later types) decode to `Unsupported(type)` once the
 checksum is verified: valid PIM, just not ours.
 
@@ -69,6 +69,7 @@ _U32 = struct.Struct("!I")
 _INNER = struct.Struct("!BBHHHBBH4s4s")  # an IPv4 header without options
 IPV4_HEADER_LEN = 20
 REGISTER_STOP_LEN = HEADER_LEN + ENCODED_GROUP_LEN + ENCODED_UNICAST_LEN
+ASSERT_LEN = REGISTER_STOP_LEN + 8
 _REGISTER_B = 0x80000000
 _REGISTER_N = 0x40000000
 _LPD = struct.Struct("!HH")  # T|propagation delay (ms), override interval (ms)
@@ -306,7 +307,47 @@ class RegisterStop:
         _aton("source", self.source)
 
 
-Message: TypeAlias = Hello | JoinPrune | Register | RegisterStop | Unsupported
+@dataclass(frozen=True, order=True)
+class AssertMetric:
+    """What an Assert compares (4.6.3): the RPT bit, the metric preference of the route
+    toward the source (or the RP), its metric, then the higher address. `key()` sorts the
+    preferred metric first."""
+
+    rpt: bool
+    preference: int
+    metric: int
+
+    def __post_init__(self) -> None:
+        _check_range("metric preference", self.preference, 0x7FFFFFFF)
+        _check_range("metric", self.metric, 0xFFFFFFFF)
+
+    @property
+    def infinite(self) -> bool:
+        """An AssertCancel's metric (4.6.3), whatever its RPT bit."""
+        return self.preference == 0x7FFFFFFF and self.metric == 0xFFFFFFFF
+
+    def key(self, address: str) -> tuple[int, int, int, int]:
+        return (int(self.rpt), self.preference, self.metric,
+                -int.from_bytes(_aton("address", address), "big"))
+
+
+INFINITE_ASSERT = AssertMetric(True, 0x7FFFFFFF, 0xFFFFFFFF)  # AssertCancel's (4.6.3)
+
+
+@dataclass(frozen=True)
+class Assert:
+    """An Assert (4.9.6): `source` 0.0.0.0 with the RPT bit for (*,G)."""
+
+    group: str
+    source: str
+    metric: AssertMetric
+
+    def __post_init__(self) -> None:
+        _aton("group", self.group)
+        _aton("source", self.source)
+
+
+Message: TypeAlias = Hello | JoinPrune | Register | RegisterStop | Assert | Unsupported
 
 
 def split_join_prune(
@@ -381,7 +422,7 @@ def _encode_join_prune(jp: JoinPrune) -> bytes:
     return b"".join(parts)
 
 
-def encode(msg: Hello | JoinPrune | Register | RegisterStop) -> bytes:
+def encode(msg: Hello | JoinPrune | Register | RegisterStop | Assert) -> bytes:
     """The PIM message (IP payload) with its checksum (a Register's over its first 8 octets)."""
     covered = None
     match msg:
@@ -396,6 +437,13 @@ def encode(msg: Hello | JoinPrune | Register | RegisterStop) -> bytes:
             kind = MsgType.REGISTER_STOP
             body = (_GROUP.pack(AF_IPV4, ENCODING_NATIVE, 0, 32, _aton("group", msg.group))
                     + _UNICAST.pack(AF_IPV4, ENCODING_NATIVE, _aton("source", msg.source)))
+        case Assert():
+            kind = MsgType.ASSERT
+            m = msg.metric
+            body = (_GROUP.pack(AF_IPV4, ENCODING_NATIVE, 0, 32, _aton("group", msg.group))
+                    + _UNICAST.pack(AF_IPV4, ENCODING_NATIVE, _aton("source", msg.source))
+                    + _U32.pack(m.preference | (0x80000000 if m.rpt else 0))
+                    + _U32.pack(m.metric))
         case _:
             raise TypeError(f"cannot encode {msg!r}")
     data = bytearray(_HEAD.pack(PIM_VERSION << 4 | kind, 0, 0) + body)
@@ -568,7 +616,25 @@ def decode(payload: bytes) -> Message:
         return _decode_join_prune(data)
     if kind == MsgType.REGISTER_STOP:
         return _decode_register_stop(data)
+    if kind == MsgType.ASSERT:
+        return _decode_assert(data)
     return Unsupported(kind)
+
+
+def _decode_assert(data: bytes) -> Assert:
+    if len(data) != ASSERT_LEN:
+        raise DecodeError("bad-length", f"assert of {len(data)} octets")
+    family, encoding, _, mask, group = _GROUP.unpack_from(data, HEADER_LEN)
+    _check_format(family, encoding, "group")
+    if mask > 32:
+        raise DecodeError("bad-mask-len", f"group mask length {mask}")
+    family, encoding, source = _UNICAST.unpack_from(data, HEADER_LEN + ENCODED_GROUP_LEN)
+    _check_format(family, encoding, "source")
+    off = HEADER_LEN + ENCODED_GROUP_LEN + ENCODED_UNICAST_LEN
+    (word,) = _U32.unpack_from(data, off)
+    (metric,) = _U32.unpack_from(data, off + 4)
+    return Assert(socket.inet_ntoa(group), socket.inet_ntoa(source),
+                  AssertMetric(bool(word & 0x80000000), word & 0x7FFFFFFF, metric))
 
 
 def _decode_register(data: bytes) -> Register:

@@ -192,6 +192,8 @@ def pim_interface_json(snap: PimSnapshot, *, interface: str | None = None) -> li
                     "joins_received": c.joins_received,
                     "prunes_sent": c.prunes_sent,
                     "prunes_received": c.prunes_received,
+                    "asserts_sent": c.asserts_sent,
+                    "asserts_received": c.asserts_received,
                 },
                 "dropped_by_reason": dict(i.dropped),
             }
@@ -298,6 +300,14 @@ def render_pim_routing_table(snap: PimSnapshot, *, group: str | None = None) -> 
         lines += ["", *_entry_lines(g)]
     for s in sources:
         lines += ["", *_sg_lines(s)]
+    asserts = [a for a in snap.asserts if group is None or a.group == group]
+    if asserts:
+        lines += ["", " Assert state:"]
+        for a in asserts:
+            m = a.winner_metric
+            lines.append(f"  ({a.source}, {a.group}) {a.interface}: {a.state.name.lower()}, "
+                         f"winner {a.winner} (preference {m.preference}, metric {m.metric}"
+                         f"{', RPT' if m.rpt else ''}), expires {_expires(a.expires, '-')}")
     return "\n".join(lines)
 
 
@@ -370,4 +380,10 @@ def pim_routing_table_json(snap: PimSnapshot, *, group: str | None = None) -> di
         "sg_entries": len(entries) - star_g,
         "registers": dict(snap.registers),
         "entries": entries,
+        "asserts": [{"source": a.source, "group": a.group, "interface": a.interface,
+                     "state": a.state.name.lower(), "winner": a.winner,
+                     "winner_preference": a.winner_metric.preference,
+                     "winner_metric": a.winner_metric.metric, "winner_rpt": a.winner_metric.rpt,
+                     "expires_s": _seconds(a.expires)}
+                    for a in snap.asserts if group is None or a.group == group],
     }

@@ -82,7 +82,10 @@ from typing import TypeAlias, TypeVar
 from daemon.pim.codec import (
     ALL_PIM_ROUTERS,
     HOLDTIME_FOREVER,
+    INFINITE_ASSERT,
     MAX_JP_PAYLOAD,
+    Assert,
+    AssertMetric,
     GroupEntry,
     Hello,
     JoinPrune,
@@ -106,6 +109,9 @@ REGISTER_SUPPRESSION_TIME = 60.0  # 4.11: a DR's Registers stay off this long af
 REGISTER_PROBE_TIME = 5.0  # 4.11: a Null-Register this long before Registers resume
 RP_KEEPALIVE_PERIOD = 3 * REGISTER_SUPPRESSION_TIME + REGISTER_PROBE_TIME
 REGISTER_IF = "Register"  # the register VIF: the MFC output that tunnels, the RP's input
+ASSERT_TIME = 180.0  # 4.11: a lost Assert holds this long without a refresh
+ASSERT_OVERRIDE_INTERVAL = 3.0  # the winner re-asserts this much sooner
+ROUTE_PREFERENCE = 10  # the lab's routes are what OSPF would give: VRP's OSPF preference
 
 
 class IfState(IntEnum):
@@ -126,6 +132,14 @@ class UpstreamState(IntEnum):
 
     NOT_JOINED = 1
     JOINED = 2
+
+
+class AssertState(IntEnum):
+    """RFC 7761 4.6.1/4.6.2: per (S,G) or (*,G) and interface; NO_INFO is not stored."""
+
+    NO_INFO = 1
+    WINNER = 2  # we forward onto the LAN, and said so
+    LOSER = 3  # another router forwards: the interface leaves our outgoing list
 
 
 class RegisterState(IntEnum):
@@ -152,6 +166,12 @@ TRANSITIONS: Mapping[type[IntEnum], Mapping[IntEnum, frozenset[IntEnum]]] = {
     UpstreamState: {
         _U.NOT_JOINED: frozenset({_U.JOINED}),
         _U.JOINED: frozenset({_U.NOT_JOINED}),
+    },
+    AssertState: {
+        AssertState.NO_INFO: frozenset({AssertState.WINNER, AssertState.LOSER}),
+        AssertState.WINNER: frozenset({AssertState.WINNER, AssertState.LOSER,
+                                       AssertState.NO_INFO}),
+        AssertState.LOSER: frozenset({AssertState.LOSER, AssertState.NO_INFO}),
     },
     RegisterState: {
         RegisterState.NO_INFO: frozenset({RegisterState.JOIN}),
@@ -189,6 +209,7 @@ class TimerName(StrEnum):
     SG_JOIN = "sg_join"  # upstream (S,G) Join Timer
     KEEPALIVE = "keepalive"  # (S,G) Keepalive Timer: data from S to G seen lately
     REGISTER_STOP = "register_stop"  # a DR's Register-Stop Timer (4.4.1)
+    ASSERT = "assert"  # the (S,G) or (*,G) Assert Timer of an interface (key "S G", "* G")
 
 
 class MemberKind(StrEnum):
@@ -344,7 +365,19 @@ class WatchSource:
     watch: bool
 
 
-Output: TypeAlias = SendPim | OifsChanged | NeighborChanged | DrChanged | SgChanged | WatchSource
+@dataclass(frozen=True)
+class AssertChanged:
+    """The Assert state of (source or "*", group) on `ifname`: for the log."""
+
+    source: str
+    group: str
+    ifname: str
+    state: AssertState
+    winner: str | None
+
+
+Output: TypeAlias = (SendPim | OifsChanged | NeighborChanged | DrChanged | SgChanged
+                     | WatchSource | AssertChanged)
 
 
 # ---- snapshots ---------------------------------------------------------------------------
@@ -360,6 +393,8 @@ class PimCounters:
     joins_received: int = 0  # (*,G) entries addressed to us and accepted
     prunes_sent: int = 0
     prunes_received: int = 0
+    asserts_sent: int = 0
+    asserts_received: int = 0
 
 
 @dataclass(frozen=True)
@@ -448,6 +483,17 @@ class SgSnapshot:
 
 
 @dataclass(frozen=True)
+class AssertSnapshot:
+    source: str  # "*" for (*,G)
+    group: str
+    interface: str
+    state: AssertState
+    winner: str
+    winner_metric: AssertMetric
+    expires: float | None
+
+
+@dataclass(frozen=True)
 class PimSnapshot:
     router_id: str
     rp: str | None
@@ -460,6 +506,7 @@ class PimSnapshot:
     dropped: Mapping[str, int]  # not attributable to an interface (unknown interface)
     sources: tuple[SgSnapshot, ...] = ()
     registers: Mapping[str, int] = field(default_factory=dict)  # Register/Stop counts
+    asserts: tuple[AssertSnapshot, ...] = ()
 
 
 # ---- timers ------------------------------------------------------------------------------
@@ -585,6 +632,8 @@ class _SG:
     routed: bool = False  # source_rpf has answered (rpf None then means: no route)
     register: RegisterState = RegisterState.NO_INFO
     registered_by: str | None = None
+    metric: int = 0  # of the route toward the source
+    joined_to: _Target | None = None  # where the last (S,G) Join went
     sent: tuple[str | None, frozenset[str]] | None = None  # (iif, oifs) last reported
 
     @property
@@ -592,7 +641,15 @@ class _SG:
         return f"{self.source} {self.group}"
 
 
+@dataclass(slots=True)
+class _Assert:
+    state: AssertState
+    winner: str
+    metric: AssertMetric
+
+
 _Target: TypeAlias = tuple[str, str]  # (interface, upstream neighbor address)
+_AssertKey: TypeAlias = tuple[str, str, str]  # (source or "*", group, interface)
 
 
 class PimRouter:
@@ -622,6 +679,8 @@ class PimRouter:
         self._jp_sg: dict[_Target, dict[tuple[str, str, bool], bool]] = {}
         self._pending: list[Output] = []  # WatchSource, emitted with the next settle
         self._counts: Counter[str] = Counter()  # Registers and Register-Stops, either way
+        self._asserts: dict[_AssertKey, _Assert] = {}
+        self._rp_metric = 0  # the route toward the RP, for (*,G) Asserts
         self._need_hello: set[str] = set()  # interfaces whose next Join/Prune a Hello precedes
         self._rpf_if: str | None = None
         self._rpf_nbr: str | None = None
@@ -680,6 +739,8 @@ class PimRouter:
                     self._on_register(src, msg, now, out)
                 case RegisterStop():
                     self._on_register_stop(msg, now)
+                case Assert():
+                    self._on_assert(itf, src, msg, now, out)
                 case Unsupported():
                     itf.drops["unsupported-type"] += 1
         return out + self._settle(now)
@@ -717,8 +778,11 @@ class PimRouter:
             self._dirty.add(c.group)
         return out + self._settle(now)
 
-    def rpf_changed(self, interface: str | None, neighbor: str | None, now: float) -> list[Output]:
-        """The route toward the RP changed: Joins go to the new neighbor, Prunes to the old."""
+    def rpf_changed(self, interface: str | None, neighbor: str | None, now: float,
+                    metric: int = 0) -> list[Output]:
+        """The route toward the RP changed: Joins go to the new neighbor, Prunes to the old.
+        `metric`: the route's, for (*,G) Asserts."""
+        self._rp_metric = metric
         if interface is not None:
             self._itf(interface)
         if neighbor is not None:
@@ -742,9 +806,10 @@ class PimRouter:
         return out + self._settle(now)
 
     def source_rpf(self, source: str, interface: str | None, neighbor: str | None,
-                   now: float) -> list[Output]:
+                   now: float, metric: int = 0) -> list[Output]:
         """The route toward `source` (after WatchSource, or when it changed): interface None
-        means no route, neighbor None a directly connected source."""
+        means no route, neighbor None a directly connected source; `metric` the route's,
+        for (S,G) Asserts."""
         _check_addr("source", source)
         if interface is not None:
             self._itf(interface)
@@ -756,6 +821,7 @@ class PimRouter:
         rpf = None if interface is None else (interface, neighbor)
         for sg in [sg for (src, _), sg in self._sgs.items() if src == source]:
             sg.routed = True
+            sg.metric = metric
             if sg.rpf == rpf:
                 self._dirty_sg.add((sg.source, sg.group))
                 continue
@@ -797,6 +863,8 @@ class PimRouter:
                 and self._sg_join_desired(sg)):
             sg.spt_bit = True
             self._dirty_sg.add(key)
+        if ifname in self._ifs:
+            self._assert_trigger(source, group, ifname, now, out)
         return out + self._settle(now)
 
     def whole_packet(self, packet: bytes, now: float) -> list[Output]:
@@ -923,6 +991,10 @@ class PimRouter:
             sources=tuple(self._sg_snapshot(self._sgs[k], now) for k in sorted(
                 self._sgs, key=lambda k: (_ip_key(k[1]), _ip_key(k[0])))),
             registers=dict(sorted(self._counts.items())),
+            asserts=tuple(
+                AssertSnapshot(s, g, i, a.state, a.winner, a.metric,
+                               self._left((TimerName.ASSERT, i, f"{s} {g}"), now))
+                for (s, g, i), a in sorted(self._asserts.items())),
         )
 
     def _sg_snapshot(self, sg: _SG, now: float) -> SgSnapshot:
@@ -982,6 +1054,8 @@ class PimRouter:
                 joins_received=cnt["joins-received"],
                 prunes_sent=cnt["prunes-sent"],
                 prunes_received=cnt["prunes-received"],
+                asserts_sent=cnt["asserts-sent"],
+                asserts_received=cnt["asserts-received"],
             ),
             dropped=dict(sorted(itf.drops.items())),
         )
@@ -1048,6 +1122,8 @@ class PimRouter:
             if itf.name in sg.downstream:
                 self._sg_no_info(sg, itf.name)
             self._rpt_clear(sg, itf.name)
+        for key in [k for k in self._asserts if k[2] == itf.name]:
+            self._assert_gone(key)
 
     def _hello(self, itf: _Interface, holdtime: int | None = None) -> SendPim:
         c = itf.config
@@ -1306,7 +1382,7 @@ class PimRouter:
         if sibling is None:
             self._pending.append(WatchSource(source, True))
         else:  # the source is watched already: its route is known (or about to be)
-            sg.rpf, sg.routed = sibling.rpf, sibling.routed
+            sg.rpf, sg.routed, sg.metric = sibling.rpf, sibling.routed, sibling.metric
         return sg
 
     def _sg_downstream_join(self, itf: _Interface, source: str, group: str, holdtime: int,
@@ -1389,6 +1465,9 @@ class PimRouter:
         if sg.rpf is None or sg.rpf[1] is None:
             return None
         ifname, nbr = sg.rpf
+        lost = self._asserts.get((sg.source, sg.group, ifname))
+        if lost is not None and lost.state is AssertState.LOSER:
+            return ifname, lost.winner  # RPF'(S,G) is the Assert winner (4.5.5)
         for n in self._ifs[ifname].neighbors.values():
             if nbr in n.secondary:
                 return ifname, n.address
@@ -1398,7 +1477,11 @@ class PimRouter:
         """(immediate_olist(S,G), inherited_olist(S,G,rpt)) as 4.1.6 defines them."""
         g = self._groups.get(sg.group)
         inherited = self._olist(g) - sg.rpt_pruned if g is not None else frozenset()
-        return frozenset(sg.downstream), frozenset(inherited)
+        lost = self._lost(sg.source, sg.group)
+        won = {k[2] for k, a in self._asserts.items()
+               if k[:2] == (sg.source, sg.group) and a.state is AssertState.WINNER}
+        inherited -= self._lost("*", sg.group) - won  # an (S,G) win overrides a (*,G) loss
+        return frozenset(sg.downstream) - lost, frozenset(inherited - lost)
 
     def _sg_join_desired(self, sg: _SG) -> bool:
         immediate, inherited = self._sg_olists(sg)
@@ -1437,6 +1520,10 @@ class PimRouter:
             sg.spt_bit = False
             if target is not None:
                 self._jp_sg.setdefault(target, {})[name] = False
+        if sg.upstream is UpstreamState.JOINED and target is not None and \
+                target != sg.joined_to:  # RPF'(S,G) moved (an Assert winner): Join it now
+            self._jp_sg.setdefault(target, {})[name] = True
+        sg.joined_to = target if sg.upstream is UpstreamState.JOINED else None
         jt = (TimerName.SG_JOIN, "", sg.key)
         if sg.upstream is UpstreamState.JOINED and target is not None:
             if self._timers.deadline(jt) is None:
@@ -1452,6 +1539,7 @@ class PimRouter:
             self._jp_sg.setdefault(star, {})[(sg.group, sg.source, True)] = not prune_rpt
         if (not sg.downstream and not sg.rpt_pruned and not sg.rpt_pending
                 and sg.upstream is UpstreamState.NOT_JOINED
+                and not any(k[:2] == key for k in self._asserts)
                 and self._timers.deadline((TimerName.KEEPALIVE, "", sg.key)) is None):
             self._delete_sg(sg, out)
 
@@ -1528,6 +1616,172 @@ class PimRouter:
                     Register.null_register(sg.source, sg.group))))
         elif sg.register is RegisterState.JOIN_PENDING:  # no Stop came back: register again
             sg.register = check_transition(sg.register, RegisterState.JOIN)
+
+    # ---- Asserts (RFC 7761 4.6) ----------------------------------------------------------
+
+    def _lost(self, source: str, group: str) -> frozenset[str]:
+        """Interfaces where we lost the (source, group) Assert ("*" for (*,G))."""
+        if not self._asserts:
+            return frozenset()
+        return frozenset(k[2] for k, a in self._asserts.items()
+                         if k[:2] == (source, group) and a.state is AssertState.LOSER)
+
+    def _my_metric(self, source: str, group: str, ifname: str) -> AssertMetric:
+        """my_assert_metric (4.6.3): the source's tree's if we forward S on `ifname` from
+        it, else the RP's tree's if we forward G there, else infinite."""
+        sg = self._sgs.get((source, group)) if source != "*" else None
+        if (sg is not None and sg.rpf is not None and sg.rpf[0] != ifname
+                and (sg.spt_bit or sg.rpf[1] is None)):
+            immediate = frozenset(sg.downstream)
+            g = self._groups.get(group)
+            inherited = self._olist(g) - sg.rpt_pruned if g is not None else frozenset()
+            if ifname in immediate | inherited:
+                preference = 0 if sg.rpf[1] is None else ROUTE_PREFERENCE
+                return AssertMetric(False, preference, min(sg.metric, 0xFFFFFFFF))
+        g = self._groups.get(group)
+        if (g is not None and ifname in self._olist(g) and ifname != self._rpf_if
+                and not self._is_rp):
+            return AssertMetric(True, ROUTE_PREFERENCE, min(self._rp_metric, 0xFFFFFFFF))
+        if g is not None and ifname in self._olist(g) and self._is_rp:
+            return AssertMetric(True, 0, 0)  # the RP's own tree
+        return INFINITE_ASSERT
+
+    def _send_assert(self, itf: _Interface, source: str, group: str, metric: AssertMetric,
+                     out: list[Output]) -> None:
+        itf.counts["asserts-sent"] += 1
+        wire_source = "0.0.0.0" if source == "*" else source
+        out.append(SendPim(itf.name, ALL_PIM_ROUTERS, encode(Assert(group, wire_source,
+                                                                    metric))))
+
+    def _assert_trigger(self, source: str, group: str, ifname: str, now: float,
+                        out: list[Output]) -> None:
+        """A packet of (S,G) arrived on an interface we forward it onto: another router
+        forwards there too. We assert, with our metric, and hold as winner meanwhile."""
+        sg = self._sgs.get((source, group))
+        if sg is not None and sg.rpf is not None and ifname == sg.rpf[0]:
+            return  # S's packets come in here: upstream, not a second forwarder
+        if sg is not None and (sg.spt_bit or (sg.rpf is not None and sg.rpf[1] is None)):
+            metric = self._my_metric(source, group, ifname)  # CouldAssert(S,G,I) only
+            if metric.rpt:
+                return
+        else:  # on the RP's tree: the (*,G) Assert (4.6.2)
+            metric = self._my_metric("*", group, ifname)
+        if metric.infinite:
+            return
+        key = (source if not metric.rpt else "*", group, ifname)
+        if key in self._asserts:
+            return  # the Assert Timer refreshes a standing state
+        itf = self._ifs[ifname]
+        self._send_assert(itf, source, group, metric, out)
+        self._set_assert(key, _Assert(AssertState.WINNER, itf.config.address, metric))
+        self._timers.start((TimerName.ASSERT, ifname, f"{key[0]} {group}"),
+                           now + ASSERT_TIME - ASSERT_OVERRIDE_INTERVAL)
+
+    def _on_assert(self, itf: _Interface, src: str, msg: Assert, now: float,
+                   out: list[Output]) -> None:
+        """4.6.1/4.6.2: the better metric (then the higher address) forwards; the loser
+        takes the interface out of its outgoing list and sends its Joins to the winner."""
+        itf.counts["asserts-received"] += 1
+        if not is_asm_group(msg.group) and not msg.group.startswith("232."):
+            itf.drops["bad-group"] += 1
+            return
+        rpt = msg.metric.rpt
+        if not rpt and msg.source == "0.0.0.0":
+            itf.drops["bad-source"] += 1
+            return
+        if rpt and msg.source != "0.0.0.0":
+            self._answer_for_source(itf, msg.source, msg.group, now, out)
+        source = "*" if rpt else msg.source
+        key = (source, msg.group, itf.name)
+        mine = self._my_metric(source, msg.group, itf.name)
+        theirs = msg.metric.key(src)
+        better = theirs < mine.key(itf.config.address)
+        current = self._asserts.get(key)
+        timer = (TimerName.ASSERT, itf.name, f"{source} {msg.group}")
+        self._dirty_assert(source, msg.group)
+        if current is not None and current.state is AssertState.LOSER:
+            if src == current.winner:
+                if msg.metric.infinite or not better:  # AssertCancel, or worse
+                    self._assert_gone(key)
+                else:
+                    current.metric = msg.metric
+                    self._timers.start(timer, now + ASSERT_TIME)
+            elif theirs < current.metric.key(current.winner):
+                self._set_assert(key, _Assert(AssertState.LOSER, src, msg.metric))
+                self._timers.start(timer, now + ASSERT_TIME)
+            return
+        if msg.metric.infinite:
+            return  # an AssertCancel from a router we had not lost to
+        if better or mine.infinite:
+            state = current.state if current is not None else AssertState.NO_INFO
+            check_transition(state, AssertState.LOSER)
+            self._set_assert(key, _Assert(AssertState.LOSER, src, msg.metric))
+            self._timers.start(timer, now + ASSERT_TIME)
+            if source != "*" and (source, msg.group) not in self._sgs:
+                self._new_sg(source, msg.group, now)  # the MFC entry must leave it out
+                self._dirty_assert(source, msg.group)
+        else:  # ours is better: say so, and forward
+            self._send_assert(itf, msg.source if not rpt else "*", msg.group, mine, out)
+            self._set_assert(key, _Assert(AssertState.WINNER, itf.config.address, mine))
+            self._timers.start(timer, now + ASSERT_TIME - ASSERT_OVERRIDE_INTERVAL)
+
+    def _answer_for_source(self, itf: _Interface, source: str, group: str, now: float,
+                           out: list[Output]) -> None:
+        """4.6.1 "Receive Assert with RPTbit set and CouldAssert(S,G,I)": a (*,G) Assert
+        naming S where we forward S from its own tree. Our (S,G) Assert beats any RPT one."""
+        mine = self._my_metric(source, group, itf.name)
+        key = (source, group, itf.name)
+        if mine.rpt or mine.infinite or key in self._asserts:
+            return
+        self._send_assert(itf, source, group, mine, out)
+        self._set_assert(key, _Assert(AssertState.WINNER, itf.config.address, mine))
+        self._timers.start((TimerName.ASSERT, itf.name, f"{source} {group}"),
+                           now + ASSERT_TIME - ASSERT_OVERRIDE_INTERVAL)
+
+    def _on_assert_timer(self, ifname: str, key: str, now: float, out: list[Output]) -> None:
+        source, group = key.split(" ")
+        akey = (source, group, ifname)
+        state = self._asserts.get(akey)
+        if state is None:
+            return
+        if state.state is AssertState.WINNER:
+            metric = self._my_metric(source, group, ifname)
+            if not metric.infinite:
+                self._send_assert(self._ifs[ifname], source, group, metric, out)
+                state.metric = metric
+                self._timers.start((TimerName.ASSERT, ifname, key),
+                                   now + ASSERT_TIME - ASSERT_OVERRIDE_INTERVAL)
+                return
+        self._assert_gone(akey)
+
+    def _set_assert(self, key: _AssertKey, state: _Assert) -> None:
+        old = self._asserts.get(key)
+        if old is None or (old.state, old.winner) != (state.state, state.winner):
+            self._pending.append(AssertChanged(*key, state.state, state.winner))
+        self._asserts[key] = state
+
+    def _assert_gone(self, key: _AssertKey) -> None:
+        del self._asserts[key]
+        self._pending.append(AssertChanged(*key, AssertState.NO_INFO, None))
+        self._timers.stop((TimerName.ASSERT, key[2], f"{key[0]} {key[1]}"))
+        self._dirty_assert(key[0], key[1])
+
+    def _dirty_assert(self, source: str, group: str) -> None:
+        if source == "*":
+            self._dirty.add(group)
+        elif (source, group) in self._sgs:
+            self._dirty_sg.add((source, group))
+
+    def _cancel_asserts(self, out: list[Output]) -> None:
+        """A winner that stops forwarding says AssertCancel (4.6.1), so the losers do not
+        wait out their Assert Timer."""
+        for key, state in list(self._asserts.items()):
+            if (state.state is AssertState.WINNER
+                    and self._my_metric(key[0], key[1], key[2]).infinite):
+                cancel = AssertMetric(key[0] == "*", INFINITE_ASSERT.preference,
+                                      INFINITE_ASSERT.metric)
+                self._send_assert(self._ifs[key[2]], key[0], key[1], cancel, out)
+                self._assert_gone(key)
 
     def _on_sg_join_timer(self, key: str, now: float) -> None:
         source, group = key.split(" ")
@@ -1642,7 +1896,7 @@ class PimRouter:
             g = self._groups.get(name)
             if g is None:
                 continue
-            oifs = self._olist(g)
+            oifs = self._olist(g) - self._lost("*", name)
             if oifs != g.oifs:
                 for i in oifs - g.oifs:
                     g.oif_since[i] = now
@@ -1678,6 +1932,7 @@ class PimRouter:
             for key in sorted(self._dirty_sg, key=lambda k: (_ip_key(k[1]), _ip_key(k[0]))):
                 self._dirty_sg.discard(key)
                 self._settle_sg(key, now, out)
+        self._cancel_asserts(out)
         return out + self._flush(now)
 
     def _flush(self, now: float) -> list[Output]:
@@ -1749,6 +2004,8 @@ class PimRouter:
                 self._on_prune_pending_timer(ifname, key)
             elif name is TimerName.JOIN:
                 self._on_join_timer(key, now)
+            elif name is TimerName.ASSERT:
+                self._on_assert_timer(ifname, key, now, out)
             else:
                 self._fire_sg_timer(name, ifname, key, now)
         return out

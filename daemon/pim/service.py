@@ -95,11 +95,13 @@ class PimService:
     def update_members(self, changes: Iterable[Membership]) -> None:
         self._input(self._router.update_members(changes, trio.current_time()))
 
-    def rpf_changed(self, interface: str | None, neighbor: str | None) -> None:
-        self._input(self._router.rpf_changed(interface, neighbor, trio.current_time()))
+    def rpf_changed(self, interface: str | None, neighbor: str | None, metric: int = 0) -> None:
+        self._input(self._router.rpf_changed(interface, neighbor, trio.current_time(), metric))
 
-    def source_rpf(self, source: str, interface: str | None, neighbor: str | None) -> None:
-        self._input(self._router.source_rpf(source, interface, neighbor, trio.current_time()))
+    def source_rpf(self, source: str, interface: str | None, neighbor: str | None,
+                   metric: int = 0) -> None:
+        self._input(self._router.source_rpf(source, interface, neighbor, trio.current_time(),
+                                            metric))
 
     def data_arrived(self, source: str, group: str, ifname: str | None,
                      connected: bool = False) -> None:

@@ -25,8 +25,11 @@ from scapy.layers.inet import IP
 from scapy.packet import Packet, raw
 
 from daemon.pim.codec import (
+    INFINITE_ASSERT,
     JP_HEADER_LEN,
     MAX_JP_PAYLOAD,
+    Assert,
+    AssertMetric,
     GroupEntry,
     Hello,
     JoinPrune,
@@ -267,7 +270,7 @@ def test_hello_without_options_and_reserved_octet_ignored() -> None:
 
 
 def test_other_types_are_unsupported_not_errors() -> None:
-    for kind in (MsgType.BOOTSTRAP, MsgType.ASSERT, 8, 9, 15):
+    for kind in (MsgType.BOOTSTRAP, 8, 9, 15):
         assert decode(fix_checksum(bytes([0x20 | kind, 0, 0, 0]) + bytes(8))) == Unsupported(kind)
 
 
@@ -291,6 +294,29 @@ def test_golden_register_null_register_and_register_stop() -> None:
     assert checksum(null.packet) == 0  # the dummy header is a valid IPv4 header
     stop = RegisterStop("225.1.1.1", "10.0.5.100")
     assert encode(stop) == GOLDEN_REGISTER_STOP and decode(GOLDEN_REGISTER_STOP) == stop
+
+
+# checksums by scapy.utils.checksum: (10.0.5.100, 225.1.1.1) at preference 10, metric 21;
+# an AssertCancel for (*,225.1.1.1)
+GOLDEN_ASSERT = bytes.fromhex("2500" "e759" "01000020e1010101" "01000a000564" "0000000a"
+                              "00000015")
+GOLDEN_ASSERT_CANCEL = bytes.fromhex("2500" "f6dc" "01000020e1010101" "010000000000"
+                                     "ffffffff" "ffffffff")
+
+
+def test_golden_asserts_and_their_order() -> None:
+    a = Assert("225.1.1.1", "10.0.5.100", AssertMetric(False, 10, 21))
+    assert encode(a) == GOLDEN_ASSERT and decode(GOLDEN_ASSERT) == a
+    cancel = Assert("225.1.1.1", "0.0.0.0", INFINITE_ASSERT)
+    assert encode(cancel) == GOLDEN_ASSERT_CANCEL and decode(GOLDEN_ASSERT_CANCEL) == cancel
+    spt, rpt = AssertMetric(False, 110, 50), AssertMetric(True, 0, 0)
+    assert spt.key("10.0.0.1") < rpt.key("10.0.0.9")  # the source's tree beats the RP's
+    assert AssertMetric(False, 0, 0).key("10.0.0.9") < AssertMetric(False, 0, 0).key(
+        "10.0.0.1")  # ties: the higher address wins
+    assert reason(fix_checksum(GOLDEN_ASSERT[:2] + b"\0\0" + GOLDEN_ASSERT[4:-1])) == \
+        "bad-length"
+    with pytest.raises(ValueError):
+        AssertMetric(False, 0x80000000, 0)
 
 
 def test_register_checksum_over_the_header_or_the_whole_message() -> None:
