@@ -613,7 +613,10 @@ class Device:
             if self.mfib is not None:
                 self.mfib.rpf_changed()
             return
-        rpf = self._rpf_toward(self.cfg.pim.static_rps[0])
+        rp = self.cfg.pim.static_rps[0]
+        rpf = self._rpf_toward(rp)
+        if rpf[0] is not None and rpf[1] is None:  # the RP is on a connected subnet:
+            rpf = (rpf[0], str(rp), rpf[2])  # it is RPF'(*,G) itself, Joins go to it
         self._tell_source_routes()
         if rpf != self.rpf:
             self.log.child("pim").info("rpf toward rp", interface=rpf[0] or "-",

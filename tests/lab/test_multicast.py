@@ -113,3 +113,24 @@ def test_after_pulling_a_c_the_groups_come_through_devicb(make_lab) -> None:
         assert s["last_seq"] == 2999  # still flowing at the end, now through DeviceB
     b = mfc(lab, "DeviceB")
     assert all(b[g]["packets"] >= 2500 for g in GROUPS), b
+
+
+def test_a_directly_connected_rp(make_lab, tmp_path: Path) -> None:
+    """The RP is an address of DeviceD's link to DeviceA (10.0.12.2), not its loopback:
+    DeviceA's route to it is connected, and its (*,G) Joins go to the RP itself."""
+    from lab.scenarios import topology
+
+    path = topology(tmp_path, "hot")
+    for cfg in path.parent.glob("Device*.cfg"):
+        cfg.write_text(cfg.read_text().replace("static-rp 2.2.2.2", "static-rp 10.0.12.2"))
+    lab = make_lab("tmcastrp", path)
+    converged(lab)
+    recv, send = start_traffic(lab, 4.0)
+    _sent, streams = finish(recv, send)
+    for g in GROUPS:
+        assert streams[g]["duplicates"] == 0 and streams[g]["received"] > 0.9 * 2000, streams[g]
+    table = display(lab, "DeviceA", "display pim routing-table")["entries"]
+    star = [e for e in table if e["source"] == "*" and e["group"] in GROUPS]
+    assert star and all((e["upstream_interface"], e["upstream_neighbor"]) ==
+                        ("GigabitEthernet0/1/3", "10.0.12.2") for e in star), star
+    assert display(lab, "DeviceD", "display pim routing-table")["entries"][0]["rp_is_local"]
