@@ -131,6 +131,7 @@ LOOPBACK_KEEP = [IPv4Interface("127.0.0.1/8")]
 SPEED_CODE = {InterfaceKind.GE: 0x31, InterfaceKind.XGE: 0x32}
 ETRUNK_PORT_OFFSET = 0x8000
 KEEPALIVE_POLL_S = 10.0  # (S,G) traffic counters read this often (Keepalive Period 210 s)
+SPT_RATE_POLL_S = 1.0  # with spt-switch-threshold RATE: sources' rates measured over this
 
 
 def device_mac(cfg: DeviceConfig) -> bytes:
@@ -559,6 +560,7 @@ class Device:
         router = PimRouter(
             PimConfig(router_id=str(router_id), rp=str(rps[0]) if rps else None,
                       spt_switch=not (self.cfg.pim and self.cfg.pim.spt_switch_infinity),
+                      spt_threshold_kbps=self.cfg.pim.spt_switch_kbps if self.cfg.pim else None,
                       interfaces=tuple(PimInterfaceConfig(
                           ifname=i.name, address=str(i.address.ip),  # type: ignore[union-attr]
                           secondary=tuple(str(a.ip) for a in i.sub_addresses))
@@ -713,6 +715,27 @@ class Device:
                 linux = next((n for n, st in self.links.items() if st.index == ifindex), None)
                 return self._vrp_name(linux) if linux else None
         return None
+
+    async def _spt_rate_poller(self) -> None:
+        """spt-switch-threshold RATE: each source of a group we have receivers for is
+        measured on the kernel's byte counter; past the rate, PIM switches to its tree."""
+        assert self.pim is not None and self.mfib is not None
+        threshold = self.pim.router.config.spt_threshold_kbps or 0
+        last: dict[tuple[IPv4Address, IPv4Address], tuple[float, int]] = {}
+        while True:
+            await trio.sleep(SPT_RATE_POLL_S)
+            groups = self.pim.router.rate_watched_groups()
+            now = trio.current_time()
+            for key in [k for k in self.mfib.entries if str(k[1]) in groups]:
+                nbytes = self.mfib.octets(*key)
+                if nbytes is None:
+                    continue
+                before = last.get(key)
+                last[key] = (now, nbytes)
+                if before is not None and now > before[0]:
+                    kbps = (nbytes - before[1]) * 8 / 1000 / (now - before[0])
+                    if kbps >= threshold:
+                        self.pim.rate_exceeded(str(key[0]), str(key[1]))
 
     async def _keepalive_poller(self) -> None:
         """(S,G) Keepalive Timers run while the kernel's packet counters grow: the daemon
@@ -1257,6 +1280,8 @@ class Device:
                     await nursery.start(self.pim.run)
                     if self.mfib is not None:
                         nursery.start_soon(self._keepalive_poller)
+                        if self.pim.router.config.spt_threshold_kbps is not None:
+                            nursery.start_soon(self._spt_rate_poller)
                     for vrp in self.pim_port.by_name:  # type: ignore[union-attr]
                         link = self.links.get(self.cfg.interfaces[vrp].linux_name or "")
                         if link is not None and link.oper_up:

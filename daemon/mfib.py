@@ -120,10 +120,17 @@ class MulticastFib:
 
     def packets(self, source: IPv4Address, group: IPv4Address) -> int | None:
         """The kernel's packet count of an installed entry (None: no entry)."""
+        return self._counter(source, group, 0)
+
+    def octets(self, source: IPv4Address, group: IPv4Address) -> int | None:
+        """The kernel's byte count of an installed entry (None: no entry)."""
+        return self._counter(source, group, 1)
+
+    def _counter(self, source: IPv4Address, group: IPv4Address, which: int) -> int | None:
         if (source, group) not in self.entries:
             return None
         try:
-            return self.mroute.sg_counters(source, group)[0]
+            return self.mroute.sg_counters(source, group)[which]
         except OSError:
             return None
 

@@ -264,9 +264,11 @@ class Pim:
 
     line: int
     static_rps: list[IPv4Address] = field(default_factory=list)
-    # `spt-switch-threshold infinity`: last-hop routers stay on the RP's tree; without it
-    # they switch to the source's tree on the first packet (VRP's default)
+    # `spt-switch-threshold infinity`: last-hop routers stay on the RP's tree;
+    # `spt-switch-threshold RATE`: they switch once a source sends faster (kbit/s); without
+    # the command they switch on the first packet (VRP's default)
     spt_switch_infinity: bool = False
+    spt_switch_kbps: int | None = None
 
 
 @dataclass

@@ -800,13 +800,18 @@ class _Parser:
         pim.static_rps = [r for r in pim.static_rps if r != rp]
 
     def pim_spt(self, pim: Pim, args: list[str]) -> None:
-        if [a.lower() for a in args] != ["infinity"]:
-            raise ValueError("spt-switch-threshold: only 'infinity' (never switch) is "
-                             "supported; without the command the switch is immediate")
-        pim.spt_switch_infinity = True
+        if len(args) > 1 and args[1].lower() == "group-policy":
+            raise ValueError("spt-switch-threshold: group-policy is not supported (the "
+                             "threshold applies to every group)")
+        value = _one(args)
+        if value.lower() == "infinity":
+            pim.spt_switch_infinity, pim.spt_switch_kbps = True, None
+        else:
+            pim.spt_switch_kbps = _int(value, 1, 4194304, "spt-switch-threshold (kbit/s)")
+            pim.spt_switch_infinity = False
 
     def pim_spt_undo(self, pim: Pim, args: list[str]) -> None:
-        pim.spt_switch_infinity = False
+        pim.spt_switch_infinity, pim.spt_switch_kbps = False, None
 
     def bfd_local(self, session: BfdSession, args: list[str]) -> None:
         value = _int(_one(args), 1, _ALL_ONES, "local discriminator")
@@ -1106,8 +1111,8 @@ _TABLES: dict[str, tuple[_Cmd, ...]] = {
     "ospf": _table(_c("area", "area ID", P.ospf_area)),
     "area": _table(_c("network", "network IP WILDCARD", P.area_network, P.area_network_undo)),
     "pim": _table(_c("static-rp", "static-rp IP", P.pim_rp, P.pim_rp_undo),
-                  _c("spt-switch-threshold", "spt-switch-threshold infinity", P.pim_spt,
-                     P.pim_spt_undo)),
+                  _c("spt-switch-threshold", "spt-switch-threshold {RATE|infinity}",
+                     P.pim_spt, P.pim_spt_undo)),
     "bfd-session": _table(
         _c(
             "discriminator local",

@@ -71,7 +71,9 @@ def _blocks(cfg: DeviceConfig) -> Iterator[list[str]]:
         yield _ospf(ospf)
     if cfg.pim is not None:
         yield ["pim", *(f" static-rp {rp}" for rp in cfg.pim.static_rps),
-               *([" spt-switch-threshold infinity"] if cfg.pim.spt_switch_infinity else [])]
+               *([" spt-switch-threshold infinity"] if cfg.pim.spt_switch_infinity else []),
+               *([f" spt-switch-threshold {cfg.pim.spt_switch_kbps}"]
+                 if cfg.pim.spt_switch_kbps else [])]
 
 
 def _vlan_ranges(vlans: list[int]) -> str:

@@ -278,6 +278,7 @@ class PimConfig:
     rp: str | None
     interfaces: tuple[PimInterfaceConfig, ...]
     spt_switch: bool = True  # a last-hop DR joins the source's tree on the first packet
+    spt_threshold_kbps: int | None = None  # ... or once the source sends this fast
 
     def __post_init__(self) -> None:
         _check_addr("router_id", self.router_id)
@@ -854,7 +855,8 @@ class PimRouter:
         sg = self._sgs.get(key)
         first_hop = (connected and ifname in self._ifs and self._ifs[ifname].is_dr
                      and self.config.rp is not None and not self._is_rp)
-        if first_hop or self._switch_wanted(group) or (ifname == REGISTER_IF and self._is_rp):
+        switch = self._switch_wanted(group) and self.config.spt_threshold_kbps is None
+        if first_hop or switch or (ifname == REGISTER_IF and self._is_rp):
             if sg is None:
                 sg = self._new_sg(source, group, now)
             self._timers.start((TimerName.KEEPALIVE, "", sg.key), now + KEEPALIVE_PERIOD)
@@ -866,6 +868,27 @@ class PimRouter:
         if ifname in self._ifs:
             self._assert_trigger(source, group, ifname, now, out)
         return out + self._settle(now)
+
+    def rate_exceeded(self, source: str, group: str, now: float) -> list[Output]:
+        """S sends to G faster than `spt_threshold_kbps` (the device measures it on the
+        kernel's byte counters): a last-hop DR switches to the source's tree now."""
+        _check_addr("source", source)
+        _check_addr("group", group)
+        if self._stopped or not is_asm_group(group):
+            return []
+        out = self._fire_due(now)
+        if self._switch_wanted(group):
+            sg = self._sgs.get((source, group)) or self._new_sg(source, group, now)
+            self._timers.start((TimerName.KEEPALIVE, "", sg.key), now + KEEPALIVE_PERIOD)
+            self._dirty_sg.add((source, group))
+        return out + self._settle(now)
+
+    def rate_watched_groups(self) -> set[str]:
+        """Groups whose sources' rates decide the switch (a threshold is configured and we
+        have receivers for them)."""
+        if self.config.spt_threshold_kbps is None:
+            return set()
+        return {g for g in self._groups if self._switch_wanted(g)}
 
     def whole_packet(self, packet: bytes, now: float) -> list[Output]:
         """A data packet the kernel handed over for the register VIF: tunnelled to the RP

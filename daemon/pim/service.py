@@ -108,6 +108,9 @@ class PimService:
         self._input(self._router.data_arrived(source, group, ifname, trio.current_time(),
                                               connected))
 
+    def rate_exceeded(self, source: str, group: str) -> None:
+        self._input(self._router.rate_exceeded(source, group, trio.current_time()))
+
     def whole_packet(self, packet: bytes) -> None:
         self._input(self._router.whole_packet(packet, trio.current_time()))
 

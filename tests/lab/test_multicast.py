@@ -134,3 +134,37 @@ def test_a_directly_connected_rp(make_lab, tmp_path: Path) -> None:
     assert star and all((e["upstream_interface"], e["upstream_neighbor"]) ==
                         ("GigabitEthernet0/1/3", "10.0.12.2") for e in star), star
     assert display(lab, "DeviceD", "display pim routing-table")["entries"][0]["rp_is_local"]
+
+
+def test_spt_switch_threshold_rate(make_lab, tmp_path: Path) -> None:
+    """`spt-switch-threshold 300` on DeviceA: a source at ~50 kbit/s stays on the RP's tree,
+    one at ~1 Mbit/s is switched to its own within a few seconds (the kernel's byte counters,
+    read every second)."""
+    from lab.scenarios import topology
+
+    path = topology(tmp_path, "hot")
+    cfg = path.parent / "DeviceA.cfg"
+    cfg.write_text(cfg.read_text().replace(" static-rp 2.2.2.2", " static-rp 2.2.2.2\n"
+                                           " spt-switch-threshold 300"))
+    lab = make_lab("tmcastspt", path)
+    converged(lab)
+    joiner = Joiner(lab, 2)  # the Receiver joins 239.2.0.1 and 239.2.0.2
+
+    def sources() -> set[str]:
+        return {e["group"] for e in display(lab, "DeviceA", "display pim routing-table")
+                ["entries"] if e["source"] != "*" and "SPT" in e["flags"]}
+
+    def send(group: str, rate: int, seconds: float) -> subprocess.Popen:
+        return subprocess.Popen(["ip", "netns", "exec", lab.ns("Source"), PY, "-m",
+                                 "lab.traffic", "send", group, "--rate", str(rate), "--size",
+                                 "100", "--duration", str(seconds)],
+                                stdout=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        slow, fast = send("239.2.0.1", 50, 8.0), send("239.2.0.2", 1000, 8.0)
+        wait_for(lambda: "239.2.0.2" in sources(), 6, "the fast source switched")
+        time.sleep(2.0)
+        assert "239.2.0.1" not in sources()
+        slow.wait(timeout=30)
+        fast.wait(timeout=30)
+    finally:
+        joiner.leave()

@@ -474,7 +474,10 @@ def test_every_command() -> None:
     }
     assert cfg.ospf[2].areas == {}
     assert cfg.pim is not None and cfg.pim.static_rps == [ip("2.2.2.2"), ip("2.2.2.3")]
-    assert cfg.pim.spt_switch_infinity
+    assert cfg.pim.spt_switch_infinity and cfg.pim.spt_switch_kbps is None
+    rate = parse(FULL.replace("spt-switch-threshold infinity", "spt-switch-threshold 1024"))
+    assert rate.pim is not None and (rate.pim.spt_switch_kbps, rate.pim.spt_switch_infinity) \
+        == (1024, False)
 
 
 def test_clear_cipher_and_simple_keys() -> None:
@@ -924,8 +927,10 @@ MUTATIONS = [
      "'peer-address' is not valid in view 'interface GigabitEthernet0/1/1'"),
     ("A", " static-rp 2.2.2.2", " static-rp 2.2.2.2\n network 2.2.2.2 0.0.0.0", 58,
      "'network' is not valid in view 'pim'"),
-    ("A", " static-rp 2.2.2.2", " static-rp 2.2.2.2\n spt-switch-threshold 1024", 58,
-     "only 'infinity' (never switch) is supported"),
+    ("A", " static-rp 2.2.2.2", " static-rp 2.2.2.2\n spt-switch-threshold 0", 58,
+     "spt-switch-threshold (kbit/s)"),
+    ("A", " static-rp 2.2.2.2", " static-rp 2.2.2.2\n spt-switch-threshold 64 group-policy 2000",
+     58, "group-policy is not supported"),
     ("A", "#\nlacp priority 100", "#\npim sm\n#\nlacp priority 100", 10,
      "'pim sm' is not valid in view 'system'"),
     ("A", " eth-trunk 1\n#\ninterface GigabitEthernet0/1/3",

@@ -202,3 +202,19 @@ def test_a_second_group_of_a_watched_source_takes_its_known_route(sg_lab: SgLab)
     second = next(s for s in lab.r["A"].snapshot(lab.now).sources if s.group == "225.1.1.2")
     assert (second.rpf_interface, second.upstream_state, second.iif) == (
         GE3, UpstreamState.JOINED, GE3)
+
+
+def test_with_a_rate_threshold_the_switch_waits_for_the_rate() -> None:
+    lab = SgLab()
+    cfg = lab.r["A"].config
+    lab.r["A"] = PimRouter(PimConfig(cfg.router_id, RP, cfg.interfaces, spt_threshold_kbps=64),
+                           frozenset({"1.1.1.1"}))
+    lab.up()
+    lab.run_until(10.0)
+    a_receives_data(lab)  # the first packet: not yet
+    assert lab.sg_jps("A", GE3) == [] and lab.r["A"].snapshot(lab.now).sources == ()
+    assert lab.r["A"].rate_watched_groups() == {G}
+    lab.do("A", "rate_exceeded", S, G)  # the device measured S above 64 kbit/s
+    jps = lab.sg_jps("A", GE3)
+    assert [(e.group, e.joins) for m in jps for e in m.groups] == [(G, (Source(S),))]
+    assert PimRouter(PimConfig(cfg.router_id, RP, cfg.interfaces)).rate_watched_groups() == set()
