@@ -250,6 +250,11 @@ def _entry_lines(g: StarGSnapshot) -> list[str]:
     return lines
 
 
+def _entries(n: int, kind: str) -> str:
+    """VRP counts "0 (S, G) entry", "1 ... entry", "2 ... entries"."""
+    return f"{n} {kind} entr{'ies' if n > 1 else 'y'}"
+
+
 def _select_sources(snap: PimSnapshot, group: str | None) -> list[SgSnapshot]:
     return [s for s in snap.sources if group is None or s.group == group]
 
@@ -293,8 +298,7 @@ def render_pim_routing_table(snap: PimSnapshot, *, group: str | None = None) -> 
     sources = _select_sources(snap, group)
     lines = [
         f" VPN-Instance: {VPN_INSTANCE}",
-        f" Total {_plural(len(groups), '(*, G) entry', '(*, G) entries')}; "
-        f"{len(sources)} (S, G) entr{'ies' if len(sources) > 1 else 'y'}",  # VRP: "0 ... entry"
+        f" Total {_entries(len(groups), '(*, G)')}; {_entries(len(sources), '(S, G)')}",
     ]
     for g in groups:
         lines += ["", *_entry_lines(g)]

@@ -1523,16 +1523,6 @@ class PimRouter:
             # Update_SPTbit (4.2.2): S's packets arrive where the shared tree's do, from the
             # same neighbor; the kernel reports no packet there, its MFC input is right
             sg.spt_bit = True
-        iif = sg.rpf[0] if sg.rpf is not None and (sg.spt_bit or connected) else None
-        if self._is_rp and not sg.spt_bit and not connected:
-            iif = REGISTER_IF  # decapsulated Registers until the source's tree delivers
-        self._update_register(sg, connected)
-        oifs = immediate | inherited
-        if sg.register is RegisterState.JOIN:
-            oifs |= {REGISTER_IF}
-        if sg.routed and (iif, oifs) != sg.sent:
-            sg.sent = (iif, oifs)
-            out.append(SgChanged(sg.source, sg.group, iif, oifs))
         name = (sg.group, sg.source, False)
         if desired and sg.upstream is UpstreamState.NOT_JOINED:
             sg.upstream = check_transition(sg.upstream, UpstreamState.JOINED)
@@ -1543,6 +1533,16 @@ class PimRouter:
             sg.spt_bit = False
             if target is not None:
                 self._jp_sg.setdefault(target, {})[name] = False
+        iif = sg.rpf[0] if sg.rpf is not None and (sg.spt_bit or connected) else None
+        if self._is_rp and not sg.spt_bit and not connected:
+            iif = REGISTER_IF  # decapsulated Registers until the source's tree delivers
+        self._update_register(sg, connected)
+        oifs = immediate | inherited
+        if sg.register is RegisterState.JOIN:
+            oifs |= {REGISTER_IF}
+        if sg.routed and (iif, oifs) != sg.sent:
+            sg.sent = (iif, oifs)
+            out.append(SgChanged(sg.source, sg.group, iif, oifs))
         if sg.upstream is UpstreamState.JOINED and target is not None and \
                 target != sg.joined_to:  # RPF'(S,G) moved (an Assert winner): Join it now
             self._jp_sg.setdefault(target, {})[name] = True

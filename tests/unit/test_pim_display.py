@@ -221,7 +221,7 @@ def test_display_pim_routing_table_on_the_backup_device() -> None:
     one = render_pim_routing_table(device_b(), group="225.1.1.10")
     assert one.splitlines()[1] == " Total 1 (*, G) entry; 0 (S, G) entry"
     none = render_pim_routing_table(device_b(), group="239.9.9.9")
-    assert none == " VPN-Instance: public net\n Total 0 (*, G) entries; 0 (S, G) entry"
+    assert none == " VPN-Instance: public net\n Total 0 (*, G) entry; 0 (S, G) entry"
 
 
 def test_display_pim_interface() -> None:
@@ -307,3 +307,41 @@ def test_live_machine_snapshots_render() -> None:
     assert " GE0/1/3             up    1      30         1          10.0.12.2" in (
         render_pim_interface(snap)
     )
+
+
+def test_sources_registers_and_asserts_render() -> None:
+    """(S,G) entries with their flags, Register state and Asserts, from live machines."""
+    from daemon.pim.codec import Assert, AssertMetric
+    from tests.unit.test_pim_register import PACKET, RegLab
+    from tests.unit.test_pim_register import S as FHR_SOURCE
+
+    lab = RegLab()
+    lab.up()
+    lab.run_until(10.0)
+    lab.do("B", "local_members", "225.1.1.1", ET, True)
+    lab.run_until(11.0)
+    lab.do("A", "data_arrived", FHR_SOURCE, "225.1.1.1", ET, True)
+    lab.do("A", "whole_packet", PACKET)
+    lab.do("D", "data_arrived", FHR_SOURCE, "225.1.1.1", GE3)
+    lab.do("A", "whole_packet", PACKET)  # answered with Register-Stop
+    lab.feed("D", lab.r["D"].packet_received(
+        GE2, "10.0.23.9", Assert("225.1.1.1", FHR_SOURCE, AssertMetric(False, 0, 0)),
+        lab.now))
+    a_text = render_pim_routing_table(lab.r["A"].snapshot(lab.now))
+    assert "Total 0 (*, G) entry; 1 (S, G) entry" in a_text  # the first-hop router
+    assert "Register state: prune, Register-Stop timer" in a_text
+    d = lab.r["D"].snapshot(lab.now)
+    d_text = render_pim_routing_table(d)
+    # D lost its only outgoing interface to the Assert: no reason left to stay on S's tree
+    assert f" ({FHR_SOURCE}, 225.1.1.1)\n     Protocol: pim-sm, Flag: NIL" in d_text
+    assert "Registered by: 10.0.12.1" in d_text
+    assert f"  ({FHR_SOURCE}, 225.1.1.1) {GE2}: loser, winner 10.0.23.9 (preference 0, " \
+        "metric 0), expires 00:03:00" in d_text
+    table = pim_routing_table_json(d)
+    json.dumps(table)
+    assert table["sg_entries"] == 1 and table["registers"] == {
+        "registers-received": 2, "register-stops-sent": 1}
+    assert table["asserts"][0]["state"] == "loser"
+    sg = next(e for e in table["entries"] if e["source"] == FHR_SOURCE)
+    assert (sg["spt_bit"], sg["mfc_input"], sg["registered_by"]) == (False, "Register",
+                                                                     "10.0.12.1")
