@@ -148,33 +148,22 @@ def _node(path: Path, name: str, spec: object) -> Node:
         raise TopologyError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
     if len(name) > 20 or not name.replace("-", "").isalnum():
         raise TopologyError(f"{where}: node names are letters, digits and '-' (<= 20)")
-    if spec["kind"] == "vrp":
+    needs = {"vrp": "a VRP configuration", "ovs": "ovs-vsctl commands",
+             "frr": "an integrated frr.conf"}
+    if spec["kind"] in needs:
         if not spec.get("config"):
-            raise TopologyError(f"{where}: a vrp node needs 'config'")
+            raise TopologyError(f"{where}: a {spec['kind']} node needs 'config' "
+                                f"({needs[spec['kind']]})")
         cfg_path = (path.parent / str(spec["config"])).resolve()
         try:
-            cfg = load(cfg_path)
-        except ConfigError as exc:
+            if spec["kind"] == "vrp":
+                return Node(name, "vrp", cfg_path, load(cfg_path))
+            if spec["kind"] == "ovs":
+                return Node(name, "ovs", cfg_path, ovs_config=parse_config(
+                    cfg_path.read_text(), cfg_path.name))
+            return Node(name, "frr", cfg_path, frr=parse_frr(cfg_path))
+        except (ConfigError, OSError, OvsError, FrrError) as exc:
             raise TopologyError(f"{where}: {exc}") from exc
-        return Node(name, "vrp", cfg_path, cfg)
-    if spec["kind"] == "ovs":
-        if not spec.get("config"):
-            raise TopologyError(f"{where}: an ovs node needs 'config' (ovs-vsctl commands)")
-        cfg_path = (path.parent / str(spec["config"])).resolve()
-        try:
-            lines = parse_config(cfg_path.read_text(), cfg_path.name)
-        except (OSError, OvsError) as exc:
-            raise TopologyError(f"{where}: {exc}") from exc
-        return Node(name, "ovs", cfg_path, ovs_config=lines)
-    if spec["kind"] == "frr":
-        if not spec.get("config"):
-            raise TopologyError(f"{where}: an frr node needs 'config' (an integrated frr.conf)")
-        cfg_path = (path.parent / str(spec["config"])).resolve()
-        try:
-            frr = parse_frr(cfg_path)
-        except FrrError as exc:
-            raise TopologyError(f"{where}: {exc}") from exc
-        return Node(name, "frr", cfg_path, frr=frr)
     try:
         ifs = {str(k): [IPv4Interface(a) for a in (v or [])]
                for k, v in (spec.get("interfaces") or {}).items()}

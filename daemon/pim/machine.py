@@ -784,10 +784,7 @@ class PimRouter:
         """The route toward the RP changed: Joins go to the new neighbor, Prunes to the old.
         `metric`: the route's, for (*,G) Asserts."""
         self._rp_metric = metric
-        if interface is not None:
-            self._itf(interface)
-        if neighbor is not None:
-            _check_addr("neighbor", neighbor)
+        self._check_route(interface, neighbor)
         if self._stopped:
             return []
         out = self._fire_due(now)
@@ -812,10 +809,7 @@ class PimRouter:
         means no route, neighbor None a directly connected source; `metric` the route's,
         for (S,G) Asserts."""
         _check_addr("source", source)
-        if interface is not None:
-            self._itf(interface)
-        if neighbor is not None:
-            _check_addr("neighbor", neighbor)
+        self._check_route(interface, neighbor)
         if self._stopped:
             return []
         out = self._fire_due(now)
@@ -920,6 +914,12 @@ class PimRouter:
         if key is not None and self._timers.deadline(key) is not None:
             self._timers.start(key, now + KEEPALIVE_PERIOD)
         return out + self._settle(now)
+
+    def _check_route(self, interface: str | None, neighbor: str | None) -> None:
+        if interface is not None:
+            self._itf(interface)
+        if neighbor is not None:
+            _check_addr("neighbor", neighbor)
 
     def tick(self, now: float) -> list[Output]:
         """Fire every timer whose deadline is <= now."""
