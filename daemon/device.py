@@ -131,6 +131,7 @@ LOOPBACK_KEEP = [IPv4Interface("127.0.0.1/8")]
 SPEED_CODE = {InterfaceKind.GE: 0x31, InterfaceKind.XGE: 0x32}
 ETRUNK_PORT_OFFSET = 0x8000
 KEEPALIVE_POLL_S = 10.0  # (S,G) traffic counters read this often (Keepalive Period 210 s)
+UPCALL_BATCH = 256  # upcalls read in one go before PIM hears of them
 SPT_RATE_POLL_S = 1.0  # with spt-switch-threshold RATE: sources' rates measured over this
 
 
@@ -679,30 +680,57 @@ class Device:
                 self.pim.interface_down(vrp)
 
     async def _mroute_reader(self) -> None:
+        """IGMP packets and upcalls. A burst of upcalls (every group starting at once) is
+        read whole and its MFC entries installed first: the kernel holds only 4 packets
+        per unresolved entry (ipmr.c), so PIM's part (the switch to a source's tree) waits
+        until every entry is in. Registering (a source on our subnet, decapsulated data on
+        the register VIF) goes the other way round: PIM's (S,G) state must be there for
+        the entry to send to, or take from, the register VIF."""
         assert self.mroute is not None
         while True:
-            msg = await self.mroute.recv()
-            if isinstance(msg, IgmpPacket):
-                port = self.igmp_ports.get(msg.ifindex)
-                if port is not None:
-                    port.deliver(msg.datagram)
-            else:
-                self._on_upcall(msg)
+            batch = [await self.mroute.recv()]
+            while len(batch) < UPCALL_BATCH and (more := self.mroute.recv_nowait()) is not None:
+                batch.append(more)
+            later: list[Upcall] = []
+            for msg in batch:
+                if isinstance(msg, IgmpPacket):
+                    port = self.igmp_ports.get(msg.ifindex)
+                    if port is not None:
+                        port.deliver(msg.datagram)
+                elif self._on_upcall(msg):
+                    later.append(msg)
+            for up in later:
+                self._pim_data(up)
 
-    def _on_upcall(self, up: Upcall) -> None:
-        """PIM first: the (S,G) state it makes (a source's DR registering, the RP taking
-        decapsulated data) must be in place when the MFC entry is installed for the packet
-        the kernel holds."""
+    def _on_upcall(self, up: Upcall) -> bool:
+        """Handle an upcall; True when PIM is still to hear of it (after the batch)."""
         if self.pim is not None and up.kind == IGMPMSG_WHOLEPKT:
             self.pim.whole_packet(up.packet)
-            return
-        if self.pim is not None and up.kind in (IGMPMSG_NOCACHE, IGMPMSG_WRONGVIF):
-            ifname = self._vif_name(up.vif)
-            vrp, gw, _ = self._rpf_toward(up.source)
-            self.pim.data_arrived(str(up.source), str(up.group), ifname,
-                                  connected=ifname is not None and vrp == ifname and gw is None)
+            return False
+        if self.pim is None or up.kind not in (IGMPMSG_NOCACHE, IGMPMSG_WRONGVIF):
+            if self.mfib is not None:
+                self.mfib.upcall(up)
+            return False
+        if self._registering(up):
+            self._pim_data(up)
+            if self.mfib is not None:
+                self.mfib.upcall(up)
+            return False
         if self.mfib is not None:
             self.mfib.upcall(up)
+        return True
+
+    def _registering(self, up: Upcall) -> bool:
+        ifname = self._vif_name(up.vif)
+        vrp, gw, _ = self._rpf_toward(up.source)
+        return ifname == REGISTER_IF or (ifname is not None and vrp == ifname and gw is None)
+
+    def _pim_data(self, up: Upcall) -> None:
+        assert self.pim is not None
+        ifname = self._vif_name(up.vif)
+        vrp, gw, _ = self._rpf_toward(up.source)
+        self.pim.data_arrived(str(up.source), str(up.group), ifname,
+                              connected=ifname is not None and vrp == ifname and gw is None)
 
     def _vif_name(self, vif: int) -> str | None:
         """The VRP interface of a VIF number, if it is one of ours."""

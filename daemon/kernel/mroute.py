@@ -143,16 +143,25 @@ class MrouteSocket:
 
     async def recv(self) -> IgmpPacket | Upcall:
         """The next IGMP packet (with its arrival interface) or kernel upcall."""
-        while True:
-            data, anc, _flags, _addr = await self.sock.recvmsg(65535, 256)
-            up = parse_upcall(data)
-            if up is not None:
-                return up
-            ifindex = 0
-            for level, kind, value in anc:
-                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
-                    ifindex = struct.unpack_from("@i", value)[0]
-            return IgmpPacket(data, ifindex)
+        return self._parse(*await self.sock.recvmsg(65535, 256))
+
+    def recv_nowait(self) -> IgmpPacket | Upcall | None:
+        """What is already queued, or None: a burst of upcalls read in one go."""
+        try:
+            return self._parse(*self.raw.recvmsg(65535, 256, socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            return None
+
+    @staticmethod
+    def _parse(data: bytes, anc: list, _flags: int, _addr: object) -> IgmpPacket | Upcall:
+        up = parse_upcall(data)
+        if up is not None:
+            return up
+        ifindex = 0
+        for level, kind, value in anc:
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                ifindex = struct.unpack_from("@i", value)[0]
+        return IgmpPacket(data, ifindex)
 
     def close(self) -> None:
         """MRT_DONE and close: the kernel drops every VIF and MFC entry we installed."""

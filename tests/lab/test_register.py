@@ -23,7 +23,15 @@ from lab import frr, netns
 from lab import scenarios as sc
 from lab.capture import Endpoint, MultiCapture
 from lab.topology import TOPOLOGIES
-from tests.lab.helpers import GROUPS, assert_delivered, begin, hold_groups, start_state
+from tests.lab.helpers import (
+    GROUPS,
+    OUTAGE_MS,
+    assert_delivered,
+    begin,
+    hold_groups,
+    start_state,
+)
+from tests.lab.test_ovs import pull_restore_die
 
 __all__ = ["hold_groups"]  # a fixture, used by name
 
@@ -177,3 +185,18 @@ def test_frr_last_hop_switches_to_the_source_tree_and_prunes_it_off_ours(
     assert max(on_af) < pruned_at + 0.5, "DeviceA still sends the Source's packets to DeviceF"
     print(f"\nFRR last hop: {len(on_af)} packets on A-F before the Prune(S,G,rpt); "
           f"Receiver2 {second}")
+
+
+@pytest.mark.parametrize(("variant", "prefix"), [
+    pytest.param(*p.values[:1], p.values[1] + "fo", id=p.id, marks=p.marks) for p in VARIANTS])
+def test_hot_backup_failovers_with_the_source_behind_its_own_router(
+        make_lab, hold_groups, tmp_path: Path, variant: str, prefix: str) -> None:
+    """The seed's failovers (pull A-C, its revert, DeviceA dies and returns) with the stream
+    registered by DeviceE and switched to the Source's tree: the same bounds, the same
+    strict delivery checks as the seed's."""
+    lab = make_lab(prefix, sc.topology(tmp_path, "hot", base=TOPOLOGIES / variant /
+                                       "topology.yaml"))
+    start_state(lab, hold_groups)
+    gaps = pull_restore_die(lab, tmp_path, OUTAGE_MS)
+    print(f"\n{variant}: outages (ms) {gaps}")
+    assert all(g < OUTAGE_MS for g in gaps.values()), gaps
