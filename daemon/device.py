@@ -443,16 +443,25 @@ class Device:
         if state.admin_up and (old is None or not old.admin_up):
             self._install_routes(ifname)
         vrp = self._vrp_name(ifname)
-        if vrp in self.igmp and (old is None or old.oper_up != state.oper_up):
+        changed = old is None or old.oper_up != state.oper_up
+        # Up: PIM first, so that it is DR there when IGMP adopts the backed-up groups (it
+        # counts them where it is DR; the other order pruned them upstream for a moment).
+        # Down: IGMP first, so that serving stops before PIM forgets the interface.
+        if changed and state.oper_up:
+            self._pim_changed(vrp, True)
+        if vrp in self.igmp and changed:
             self._igmp_link(vrp, state.oper_up)
-        if old is None or old.oper_up != state.oper_up:
-            self._rpf_cache.clear()
-            self._pim_link(vrp, state.oper_up)
-            self._update_rpf()
+        if changed and not state.oper_up:
+            self._pim_changed(vrp, False)
         for trunk in self.trunks.values():
             if vrp in trunk.linux:
                 trunk.member_link(vrp, state.oper_up)
                 self._member_phy(trunk)
+
+    def _pim_changed(self, vrp: str, up: bool) -> None:
+        self._rpf_cache.clear()
+        self._pim_link(vrp, up)
+        self._update_rpf()
 
     async def _resync_links(self, reason: str) -> None:
         """Re-read every link and act on what changed (at start, and after lost events)."""

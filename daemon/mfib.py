@@ -107,6 +107,11 @@ class MulticastFib:
                 # no RPF interface (no route to the RP or source): nothing may be forwarded
                 self.mroute.del_mfc(entry.source, entry.group)
             else:
+                if iif != entry.iif and entry.iif is not None:
+                    # a new input: a new kernel entry, whose WRONGVIF reports are not held
+                    # back by the old one's 3 s throttle (the packet that sets the SPT bit
+                    # again after a moment on the register VIF must be reported at once)
+                    self.mroute.del_mfc(entry.source, entry.group)
                 self.mroute.add_mfc(entry.source, entry.group, parent, out)
         except OSError as exc:
             self.errors += 1
