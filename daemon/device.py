@@ -763,7 +763,9 @@ class Device:
             await trio.sleep(SPT_RATE_POLL_S)
             groups = self.pim.router.rate_watched_groups()
             now = trio.current_time()
-            for key in [k for k in self.mfib.entries if str(k[1]) in groups]:
+            watched = [k for k in self.mfib.entries if str(k[1]) in groups]
+            last = {k: v for k, v in last.items() if k in watched}  # gone entries forgotten
+            for key in watched:
                 nbytes = self.mfib.octets(*key)
                 if nbytes is None:
                     continue
@@ -781,7 +783,9 @@ class Device:
         last: dict[tuple[str, str], int] = {}
         while True:
             await trio.sleep(KEEPALIVE_POLL_S)
-            for source, group in self.pim.router.keepalive_sources():
+            sources = self.pim.router.keepalive_sources()
+            last = {k: v for k, v in last.items() if k in sources}  # gone entries forgotten
+            for source, group in sources:
                 count = self.mfib.packets(IPv4Address(source), IPv4Address(group))
                 if count is not None and count > last.get((source, group), 0):
                     self.pim.data_seen(source, group)
