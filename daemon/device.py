@@ -729,17 +729,20 @@ class Device:
             self.mfib.upcall(up)
         return True
 
-    def _registering(self, up: Upcall) -> bool:
+    def _arrival(self, up: Upcall) -> tuple[str | None, bool]:
+        """(VRP interface the packet came in on, the source being on that subnet)."""
         ifname = self._vif_name(up.vif)
         vrp, gw, _ = self._rpf_toward(up.source)
-        return ifname == REGISTER_IF or (ifname is not None and vrp == ifname and gw is None)
+        return ifname, ifname is not None and vrp == ifname and gw is None
+
+    def _registering(self, up: Upcall) -> bool:
+        ifname, connected = self._arrival(up)
+        return ifname == REGISTER_IF or connected
 
     def _pim_data(self, up: Upcall) -> None:
         assert self.pim is not None
-        ifname = self._vif_name(up.vif)
-        vrp, gw, _ = self._rpf_toward(up.source)
-        self.pim.data_arrived(str(up.source), str(up.group), ifname,
-                              connected=ifname is not None and vrp == ifname and gw is None)
+        ifname, connected = self._arrival(up)
+        self.pim.data_arrived(str(up.source), str(up.group), ifname, connected=connected)
 
     def _vif_name(self, vif: int) -> str | None:
         """The VRP interface of a VIF number, if it is one of ours."""

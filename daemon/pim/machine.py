@@ -1496,15 +1496,20 @@ class PimRouter:
                 return ifname, n.address
         return ifname, nbr
 
-    def _sg_olists(self, sg: _SG) -> tuple[frozenset[str], frozenset[str]]:
-        """(immediate_olist(S,G), inherited_olist(S,G,rpt)) as 4.1.6 defines them."""
+    def _sg_olists_before_asserts(self, sg: _SG) -> tuple[frozenset[str], frozenset[str]]:
+        """(joins(S,G), joins(*,G) and members less the (S,G,rpt) Prunes)."""
         g = self._groups.get(sg.group)
         inherited = self._olist(g) - sg.rpt_pruned if g is not None else frozenset()
+        return frozenset(sg.downstream), frozenset(inherited)
+
+    def _sg_olists(self, sg: _SG) -> tuple[frozenset[str], frozenset[str]]:
+        """(immediate_olist(S,G), inherited_olist(S,G,rpt)) as 4.1.6 defines them."""
+        immediate, inherited = self._sg_olists_before_asserts(sg)
         lost = self._lost(sg.source, sg.group)
         won = {k[2] for k, a in self._asserts.items()
                if k[:2] == (sg.source, sg.group) and a.state is AssertState.WINNER}
         inherited -= self._lost("*", sg.group) - won  # an (S,G) win overrides a (*,G) loss
-        return frozenset(sg.downstream) - lost, frozenset(inherited - lost)
+        return immediate - lost, inherited - lost
 
     def _sg_join_desired(self, sg: _SG) -> bool:
         immediate, inherited = self._sg_olists(sg)
@@ -1655,18 +1660,16 @@ class PimRouter:
         sg = self._sgs.get((source, group)) if source != "*" else None
         if (sg is not None and sg.rpf is not None and sg.rpf[0] != ifname
                 and (sg.spt_bit or sg.rpf[1] is None)):
-            immediate = frozenset(sg.downstream)
-            g = self._groups.get(group)
-            inherited = self._olist(g) - sg.rpt_pruned if g is not None else frozenset()
+            immediate, inherited = self._sg_olists_before_asserts(sg)
             if ifname in immediate | inherited:
                 preference = 0 if sg.rpf[1] is None else ROUTE_PREFERENCE
                 return AssertMetric(False, preference, min(sg.metric, 0xFFFFFFFF))
         g = self._groups.get(group)
-        if (g is not None and ifname in self._olist(g) and ifname != self._rpf_if
-                and not self._is_rp):
-            return AssertMetric(True, ROUTE_PREFERENCE, min(self._rp_metric, 0xFFFFFFFF))
-        if g is not None and ifname in self._olist(g) and self._is_rp:
-            return AssertMetric(True, 0, 0)  # the RP's own tree
+        if g is not None and ifname in self._olist(g):
+            if self._is_rp:
+                return AssertMetric(True, 0, 0)  # the RP's own tree
+            if ifname != self._rpf_if:
+                return AssertMetric(True, ROUTE_PREFERENCE, min(self._rp_metric, 0xFFFFFFFF))
         return INFINITE_ASSERT
 
     def _send_assert(self, itf: _Interface, source: str, group: str, metric: AssertMetric,

@@ -15,7 +15,7 @@ import pytest
 
 from lab import netns
 from lab import scenarios as sc
-from tests.lab.conftest import display, in_ns
+from tests.lab.conftest import display, in_ns, wait_for
 
 RATE = 500  # packets/s per group
 GROUPS = set(sc.GROUPS)
@@ -183,3 +183,65 @@ def gaps(traffic: sc.Traffic, min_ms: float = 150.0) -> list[tuple[int, int]]:
                 out.append((prev, t))
             prev = t
     return sorted(out)
+
+
+def pull_restore_die(lab, tmp_path: Path, pull_bound_ms: float) -> dict[str, float]:
+    """Pull A-C, restore it (revert after 3 s), then DeviceA dies and comes back; returns
+    each event's outage. Both switchovers must end with DeviceB feeding the Receiver, both
+    reverts with DeviceA, nothing twice, every group to the end."""
+    traffic = begin(lab, tmp_path, 26.0)
+    try:
+        t_pull = time.monotonic_ns()
+        sc.link(lab, "DeviceA", "ge0-1-2", False)
+        wait_for(lambda: sc.c_distributing(lab) == [C_PORT["DeviceB"]],
+                 pull_bound_ms / 1000 + 1, "C toward B")
+        assert_fed_by(lab, "DeviceB")
+        time.sleep(0.5)
+        t_restore = time.monotonic_ns()
+        sc.link(lab, "DeviceA", "ge0-1-2", True)
+        wait_for(lambda: sc.c_distributing(lab) == [C_PORT["DeviceA"]], 10, "revert to A")
+        assert_fed_by(lab, "DeviceA")
+        time.sleep(2.5)  # OVS's member toward DeviceB stands by again
+        t_kill = time.monotonic_ns()
+        sc.kill_a_and_links(lab)
+        wait_for(lambda: sc.c_distributing(lab) == [C_PORT["DeviceB"]],
+                 pull_bound_ms / 1000 + 1, "C toward B after DeviceA died")
+        assert etrunk(lab, "DeviceB")["state"] == "Master"
+        assert_fed_by(lab, "DeviceB")
+        t_revive = time.monotonic_ns()
+        sc.revive_a(lab)
+        wait_for(lambda: sc.c_distributing(lab) == [C_PORT["DeviceA"]], 15, "revert to A")
+        assert_fed_by(lab, "DeviceA")
+        still_running(traffic)
+        report = traffic.finish()
+    finally:
+        traffic.kill()
+    assert_delivered(report, traffic)
+    back_to_start(lab)
+    return {"pull": gap_ms(traffic, t_pull, t_restore),
+            "restore": gap_ms(traffic, t_restore, t_kill),
+            "dies": gap_ms(traffic, t_kill, t_revive), "revives": gap_ms(traffic, t_revive)}
+
+
+def clean_stops(lab, tmp_path: Path, rounds: int = 3) -> list[float]:
+    """DeviceA's daemon stops cleanly (goodbyes) with traffic flowing, then starts again,
+    `rounds` times: with both members in one aggregate the switch delivers whatever either
+    router forwards, so DeviceA must stop forwarding before DeviceB starts (no duplicate)."""
+    outages = []
+    for _ in range(rounds):
+        sc.wait_until(lambda: sc.converged(lab), 60, "the start state")
+        time.sleep(2.2)
+        traffic = begin(lab, tmp_path, 4.0)
+        try:
+            t_stop = time.monotonic_ns()
+            lab.stop_daemon("DeviceA")
+            wait_for(lambda: sc.c_distributing(lab) == [C_PORT["DeviceB"]], 3, "C toward B")
+            still_running(traffic)
+            report = traffic.finish()
+        finally:
+            traffic.kill()
+        assert_delivered(report, traffic)
+        outages.append(gap_ms(traffic, t_stop))
+        lab.start_daemon("DeviceA")
+    back_to_start(lab)
+    return outages

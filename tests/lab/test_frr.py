@@ -26,8 +26,7 @@ from lab import scenarios as sc
 from lab.supervisor import Lab, LabError
 from lab.topology import TOPOLOGIES, load_topology
 from tests.lab.conftest import display, in_ns, netns_names, unique, wait_for
-from tests.lab.helpers import GROUPS, OUTAGE_MS, hold_groups, start_state
-from tests.lab.test_ovs import pull_restore_die
+from tests.lab.helpers import GROUPS, OUTAGE_MS, hold_groups, pull_restore_die, start_state
 
 __all__ = ["hold_groups"]  # a fixture, used by name
 

@@ -29,9 +29,9 @@ from tests.lab.helpers import (
     assert_delivered,
     begin,
     hold_groups,
+    pull_restore_die,
     start_state,
 )
-from tests.lab.test_ovs import pull_restore_die
 
 __all__ = ["hold_groups"]  # a fixture, used by name
 

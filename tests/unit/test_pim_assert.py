@@ -17,7 +17,7 @@ from daemon.pim.machine import (
     SgChanged,
 )
 from tests.unit.test_pim_machine import GE1, GE3, STAR, G, GroupEntry
-from tests.unit.test_pim_sg import S, SgLab, a_receives_data
+from tests.unit.test_pim_sg import S, SgLab, a_receives_data, started
 
 OTHER = "10.0.12.9"  # a second upstream router on D-A's link, played by hand
 
@@ -44,10 +44,7 @@ def feed(lab: SgLab, name: str, src: str, msg: Assert) -> None:
 
 @pytest.fixture
 def lab() -> SgLab:
-    lab = SgLab()
-    lab.up()
-    lab.run_until(10.0)
-    return lab
+    return started()
 
 
 def test_data_on_an_outgoing_interface_asserts_and_the_better_metric_wins(lab: SgLab) -> None:

@@ -56,12 +56,17 @@ class SgLab(Lab):
                 if any(not s.wildcard for e in m.groups for s in (*e.joins, *e.prunes))]
 
 
-@pytest.fixture
-def sg_lab() -> SgLab:
+def started() -> SgLab:
+    """The three routers up, every Hello out, every neighbor known."""
     lab = SgLab()
     lab.up()
     lab.run_until(10.0)
     return lab
+
+
+@pytest.fixture
+def sg_lab() -> SgLab:
+    return started()
 
 
 def a_receives_data(lab: SgLab) -> None:
